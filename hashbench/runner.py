@@ -1,0 +1,388 @@
+"""The runner: methods x bits x seeds on one dataset, each cell scored and stored.
+
+For every cell the runner fits the method on the training role, encodes the
+query and database roles, scores them with the shared evaluator and writes the
+cell atomically as soon as it is done. A finished cell is never recomputed
+unless ``force`` is set; a corrupt or half-written one is recomputed with a
+warning; one computed under another configuration (another split, other
+parameters, other conventions) or by an older hashbench is never overwritten
+silently: the run stops with an error naming it before computing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import store
+from .datasets import HashingDataset, Split, get_dataset, relevant_pair_fraction
+from .errors import ConfigError, DataError, ResultsError
+from .features import BackboneSpec, ImageInput, extract_features
+from .hasher import Hasher
+from .provenance import now, provenance
+from .registry import available_methods, get_method
+from .storage import atomic_write_json
+
+log = logging.getLogger("hashbench")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run (the CLI builds one of these)."""
+
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=lambda: ["all"])
+    bits: list[int] = field(default_factory=lambda: [12, 24, 32, 48])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    split_seed: int = 0
+    split_file: Path | None = None
+    results: Path = Path("results")
+    cache: Path | None = None
+    weights: str | None = None  # None: the dataset's default ("imagenet", or "random" for synthetic)
+    backbone_seed: int = 0
+    device: str = "auto"
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # EvalConfig fields
+    force: bool = False
+    progress: bool = True
+    command: str | None = None
+
+
+@dataclass
+class CellOutcome:
+    method: str
+    bits: int
+    seed: int
+    status: str  # "computed", "skipped" (already done)
+    path: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    results: Path
+    dataset_key: str
+    outcomes: list[CellOutcome]
+
+    @property
+    def computed(self) -> list[CellOutcome]:
+        return [o for o in self.outcomes if o.status == "computed"]
+
+    @property
+    def skipped(self) -> list[CellOutcome]:
+        return [o for o in self.outcomes if o.status == "skipped"]
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resolve_methods(names: list[str], dataset: HashingDataset) -> list[str]:
+    """Expand ``all`` and check each method can run on ``dataset``.
+
+    ``all`` leaves out methods whose inputs the dataset lacks (tag-using methods
+    on an image-only dataset), with a notice; naming such a method explicitly is
+    an error.
+    """
+    known = available_methods()
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            for m in known:
+                if "tags" in get_method(m).requires and not dataset.has_tags:
+                    log.warning("skipping %s: it learns from tags and dataset %s has none", m, dataset.name)
+                    continue
+                out.append(m)
+            continue
+        cls = get_method(name)  # unknown names: ConfigError listing the known ones
+        if "tags" in cls.requires and not dataset.has_tags:
+            raise ConfigError(
+                f"method {name!r} learns from tags, but dataset {dataset.name!r} has no tags (image-only)"
+            )
+        out.append(name)
+    seen: set[str] = set()
+    return [m for m in out if not (m in seen or seen.add(m))]
+
+
+def _check_grid(bits: list[int], seeds: list[int]) -> None:
+    if not bits:
+        raise ConfigError("no bit lengths given")
+    for b in bits:
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0:
+            raise ConfigError(f"bit lengths must be positive integers, got {b!r}")
+    if not seeds:
+        raise ConfigError("no seeds given")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ConfigError(f"seeds must be non-negative integers, got {s!r}")
+
+
+class Runner:
+    """Runs one :class:`RunConfig`. Build it, then call :meth:`run`."""
+
+    def __init__(self, config: RunConfig, *, echo: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.echo = echo
+        _check_grid(config.bits, config.seeds)
+        from .evaluation import EvalConfig
+
+        self.eval_config = EvalConfig(**config.evaluation)
+        self.dataset = get_dataset(config.dataset, root=config.data_root, **config.dataset_options)
+        self.methods = resolve_methods(config.methods, self.dataset)
+        if not self.methods:
+            raise ConfigError("no method to run")
+        for m, params in config.method_params.items():
+            if m not in self.methods:
+                raise ConfigError(f"parameters given for {m!r}, which is not in this run ({', '.join(self.methods)})")
+        self.split = self._load_split()
+        weights = config.weights or self.dataset.default_weights
+        self.backbone = BackboneSpec(
+            weights=weights,
+            seed=config.backbone_seed,
+            resize=self.dataset.default_resize,
+            crop=self.dataset.default_crop,
+        )
+        self.dataset_key = self.dataset.name
+        self.root = Path(config.results)
+        self._features: dict[str, np.ndarray] | None = None
+        self._features_info: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------- dataset
+    def _load_split(self) -> Split:
+        if self.config.split_file is not None:
+            path = Path(self.config.split_file)
+            try:
+                data = json.loads(path.read_text())
+            except FileNotFoundError:
+                raise DataError(f"split file {path}: no such file") from None
+            except (ValueError, OSError) as exc:
+                raise DataError(f"split file {path}: not valid JSON ({exc})") from exc
+            return Split.from_json(data, self.dataset.ids, source=f"split file {path}")
+        return self.dataset.make_split(self.config.split_seed)
+
+    def _write_dataset_files(self) -> tuple[str, float]:
+        split_json = self.split.to_json(self.dataset.ids)
+        split_key = _digest(split_json)
+        folder = self.root / self.dataset_key
+        split_path = folder / "splits" / f"{split_key}.json"
+        if not split_path.is_file():
+            atomic_write_json(split_path, split_json)
+        chance = relevant_pair_fraction(self.dataset.labels[self.split.query], self.dataset.labels[self.split.database])
+        atomic_write_json(
+            folder / "dataset.json",
+            {
+                "fingerprint": self.dataset.fingerprint(),
+                "summary": getattr(self.dataset, "summary", ""),
+                "split_key": split_key,
+                "split_file": str(split_path.relative_to(self.root)),
+                "statistics": self.dataset.describe(self.split),
+            },
+        )
+        return split_key, chance
+
+    # ------------------------------------------------------------ features
+    def _role_rows(self) -> dict[str, np.ndarray]:
+        """Rows of each role inside the feature matrix of the union of roles."""
+        union = np.unique(np.concatenate([self.split.query, self.split.database, self.split.train]))
+        return {
+            "union": union,
+            **{r: np.searchsorted(union, getattr(self.split, r)) for r in ("query", "database", "train")},
+        }
+
+    def features(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """FC2 features of each role (extracted once, then read from the cache)."""
+        if self._features is None:
+            rows = self._role_rows()
+            feats, info = extract_features(
+                self.dataset,
+                rows["union"],
+                self.backbone,
+                cache=self.config.cache,
+                device=self.config.device,
+                progress=self.config.progress,
+            )
+            feats = np.asarray(feats)
+            self._features = {r: feats[rows[r]] for r in ("query", "database", "train")}
+            self._features_info = info
+            if info.get("cache_hit"):
+                self.echo(f"features: read from cache ({info['cache_key']})")
+            else:
+                self.echo(f"features: extracted in {info['extract_s']:.1f}s, cached as {info['cache_key']}")
+        return self._features, self._features_info  # type: ignore[return-value]
+
+    # --------------------------------------------------------------- cells
+    def cell_config(self, method: str, bits: int, seed: int, split_key: str) -> dict[str, Any]:
+        """What determines a cell's result; its digest is the cell key."""
+        params = dict(self.config.method_params.get(method, {}))
+        return {
+            "dataset": self.dataset.fingerprint(),
+            "split": split_key,
+            "method": method,
+            "params": {**params, "bits": bits, "seed": seed},
+            "backbone": self.backbone.to_dict(),
+            "evaluation": self.eval_config.to_dict(),
+        }
+
+    def make_hasher(self, method: str, bits: int, seed: int) -> Hasher:
+        cls = get_method(method)
+        params = dict(self.config.method_params.get(method, {}))
+        try:
+            return cls(bits=bits, seed=seed, **params)
+        except TypeError as exc:
+            raise ConfigError(
+                f"{method}: bad parameters {sorted(params)} ({exc}); accepted: {', '.join(cls._param_names())}"
+            ) from exc
+
+    def run(self) -> RunSummary:
+        cfg = self.config
+        split_key, chance = self._write_dataset_files()
+        plan = []
+        problems = []
+        for method in self.methods:
+            for bits in cfg.bits:
+                for seed in cfg.seeds:
+                    path = store.cell_path(self.root, self.dataset_key, method, bits, seed)
+                    key = _digest(self.cell_config(method, bits, seed, split_key))
+                    state, reason, _ = store.read_cell(path, key)
+                    if state in (store.CellState.STALE, store.CellState.OLD) and not cfg.force:
+                        problems.append(reason)
+                    plan.append((method, bits, seed, path, key))
+        if problems:
+            raise ResultsError(
+                "these results would be overwritten: "
+                + "; ".join(problems[:5])
+                + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+                + ". Use another --results folder, or --force to recompute them."
+            )
+        self.echo(
+            f"dataset {self.dataset_key}: {len(self.dataset)} items, split "
+            f"{self.split.sizes()}, chance level {chance:.4f}"
+        )
+        self.echo(f"backbone: {self.backbone.describe()}")
+        outcomes: list[CellOutcome] = []
+        deferred = []
+        for item in plan:
+            done = self._run_cell(*item, split_key=split_key, chance=chance, blocking=False)
+            if done is None:
+                deferred.append(item)  # another process holds this cell: come back to it
+            else:
+                outcomes.append(done)
+        for item in deferred:
+            outcomes.append(self._run_cell(*item, split_key=split_key, chance=chance, blocking=True))
+        return RunSummary(results=self.root, dataset_key=self.dataset_key, outcomes=outcomes)
+
+    def _run_cell(
+        self, method: str, bits: int, seed: int, path: Path, key: str, *, split_key: str, chance: float, blocking: bool
+    ) -> CellOutcome | None:
+        label = f"{method} {bits} bits seed {seed}"
+        with store.cell_lock(path, blocking=blocking) as locked:
+            if not locked:
+                return None
+            state, reason, cell = store.read_cell(path, key)
+            if state == store.CellState.DONE and not self.config.force and cell is not None:
+                self.echo(f"  {label}: done already, skipped")
+                return CellOutcome(method, bits, seed, "skipped", path, cell.record.get("metrics", {}))
+            if state == store.CellState.INVALID:
+                warnings.warn(f"recomputing a corrupt results cell: {reason}", stacklevel=2)
+                self.echo(f"  {label}: corrupt cell ({reason}), recomputing")
+            record, arrays = self._compute_cell(method, bits, seed, key, split_key, chance)
+            store.write_cell(path, record, **arrays)
+            m = record["metrics"]
+            shown = ", ".join(f"{k} {m[k]:.4f}" for k in ("mAP@5000", "mAP@all") if k in m)
+            self.echo(f"  {label}: {shown} (fit {record['timings']['fit_s']:.1f}s)")
+            return CellOutcome(method, bits, seed, "computed", path, m)
+
+    def _compute_cell(
+        self, method: str, bits: int, seed: int, key: str, split_key: str, chance: float
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        from .evaluation import evaluate
+
+        started = now()
+        hasher = self.make_hasher(method, bits, seed)
+        req = hasher.requires
+        timings: dict[str, float | None] = {"features_s": None}
+        feats = info = None
+        if "features" in req:
+            feats, info = self.features()
+            timings["features_s"] = 0.0 if info.get("cache_hit") else info.get("extract_s")
+        fit_inputs: dict[str, Any] = {}
+        if "features" in req:
+            fit_inputs["features"] = feats["train"]
+        if "tags" in req:
+            fit_inputs["tags"] = [self.dataset.tags[i] for i in self.split.train]  # type: ignore[index]
+        if "images" in req:
+            fit_inputs["images"] = ImageInput(self.dataset, self.split.train, self.backbone)
+        t0 = time.perf_counter()
+        hasher.fit(**fit_inputs)
+        timings["fit_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if "features" in req:
+            q_codes = hasher.encode(feats["query"])
+            db_codes = hasher.encode(feats["database"])
+        else:
+            q_codes = hasher.encode(images=ImageInput(self.dataset, self.split.query, self.backbone))
+            db_codes = hasher.encode(images=ImageInput(self.dataset, self.split.database, self.backbone))
+        timings["encode_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = evaluate(
+            q_codes,
+            db_codes,
+            self.dataset.labels[self.split.query],
+            self.dataset.labels[self.split.database],
+            self.eval_config,
+        )
+        timings["evaluate_s"] = time.perf_counter() - t0
+        record = {
+            "cell_key": key,
+            "hashbench_version": provenance()["code_version"],
+            "dataset": {
+                "key": self.dataset_key,
+                "name": self.dataset.name,
+                "fingerprint": self.dataset.fingerprint(),
+                "summary": getattr(self.dataset, "summary", ""),
+                "split": {
+                    "protocol": self.split.protocol,
+                    "seed": self.split.seed,
+                    "sizes": self.split.sizes(),
+                    "key": split_key,
+                },
+                "chance": chance,
+            },
+            "method": {**type(hasher).info(), "params": hasher.get_params()},
+            "bits": bits,
+            "seed": seed,
+            "features": {
+                "backbone": self.backbone.to_dict(),
+                "description": self.backbone.describe(),
+                "cache_key": (info or {}).get("cache_key"),
+                "used": "features" in req,
+            },
+            "evaluation": result.config,
+            "metrics": {k: float(v) for k, v in result.metrics.items()},
+            "timings": timings,
+            "history": hasher.training_history(),
+            "fit_info": getattr(hasher, "fit_info_", {}) or {},
+            "provenance": {**provenance(self.config.command), "started": started, "finished": now()},
+        }
+        arrays = {
+            "query_codes": q_codes,
+            "database_codes": db_codes,
+            "curves": result.curves,
+            "per_query": result.per_query,
+        }
+        return record, arrays
+
+
+def run(config: RunConfig, *, echo: Callable[[str], None] = print) -> RunSummary:
+    """Run a whole grid (see :class:`RunConfig`)."""
+    return Runner(config, echo=echo).run()
