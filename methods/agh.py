@@ -10,9 +10,8 @@ from hashbench import ConfigError, Hasher, register_method
 
 from ._linear import BATCH_ROWS, squared_distances
 
-# Eigenvalues of M at or above this are the trivial one (exactly 1) or belong
-# to pieces of the anchor graph cut off from the rest: the authors' filter.
-_TRIVIAL = 1.0 - 1e-3
+# Eigenvalues at or below this are numerically zero (null space of M).
+_NULL = 1e-10
 
 
 class _AnchorGraph(Hasher):
@@ -28,22 +27,33 @@ class _AnchorGraph(Hasher):
        ``sigma`` is the mean, over the training items, of the distance to
        their s-th nearest anchor (the code's default; pass ``sigma`` to fix it);
     3. with ``Lambda = diag(Z^T 1)``, ``M = Lambda^-1/2 Z^T Z Lambda^-1/2``
-       (eq. 8); its eigenvector ``Lambda^1/2 1`` with eigenvalue 1 is the
-       trivial one (all items the same sign) and is dropped, as are any with
-       eigenvalue >= 1 - 1e-3 or <= 0 (the code's filter); the next ones
-       ``v_k`` with eigenvalues ``sigma_k`` give
-       ``W = sqrt(n) Lambda^-1/2 V Sigma^-1/2`` (eq. 9);
+       (eq. 8); its eigenvector ``u = Lambda^1/2 1`` (normalised) has
+       eigenvalue 1 and is the trivial one (every item gets the same sign): it
+       is excluded, and the next ``v_k`` by decreasing eigenvalue ``sigma_k``
+       give ``W = sqrt(n) Lambda^-1/2 V Sigma^-1/2`` (eq. 9; the ``sqrt(n)``
+       scale, which the one-layer code omits, does not change a sign);
     4. out-of-sample (eq. 10): ``y(x) = Z(x) W``, with ``Z(x)`` built as in 2.
 
-    Departures from the authors' code, none of which changes a code:
-    ``exp(-(d^2 - d_min^2) / sigma^2)`` is used before normalising (the same Z,
-    without underflow to 0/0 for items far from every anchor); anchors that
-    are no item's s-nearest (zero degree) are left out of M (the code would
-    divide by zero); k-means is scikit-learn's (Lloyd, one run of
-    ``kmeans_iter = 5`` iterations from random training points, like the
-    ``litekmeans(..., 'MaxIter', 5)`` of the MATLAB wrappers the benchmarks
-    use), seeded by ``seed``; ``n_anchors`` is capped at the number of training
-    samples.
+    Departure from the authors' code, on purpose: the code drops every
+    eigenvector with eigenvalue >= 1 - 1e-3 (meant for the trivial one). When
+    the anchor graph falls into c disconnected pieces (well-separated clusters,
+    s = 2), eigenvalue 1 has multiplicity c, and that filter throws away the
+    c - 1 piece-indicator eigenvectors: the very zero-cut partitions spectral
+    hashing is after, leaving only within-piece eigenvectors. We deflate
+    exactly the trivial ``u`` (eigen-decompose ``M - u u^T``) and keep the
+    rest. On a connected graph with no eigenvalue in [1 - 1e-3, 1), the usual
+    case on CNN features, both give the same eigenvectors (tested).
+
+    Departures that change no code: ``exp(-(d^2 - d_min^2) / sigma^2)`` is
+    used before normalising (the same Z, without underflow to 0/0 for items
+    far from every anchor); anchors that are no item's s-nearest (zero degree)
+    are left out of M (the code would divide by zero); k-means is
+    scikit-learn's (Lloyd, one run of ``kmeans_iter = 5`` iterations from
+    random training points, like the ``litekmeans(..., 'MaxIter', 5)`` of the
+    MATLAB wrappers the benchmarks use), seeded by ``seed``; ``n_anchors`` is
+    capped at the number of training samples. ``eigenvalues_``,
+    ``eigenvectors_`` (of M, zero rows for unused anchors) and
+    ``trivial_eigenvector_`` are kept for inspection.
     """
 
     deep = False
@@ -132,10 +142,16 @@ class _AnchorGraph(Hasher):
         inv_sqrt = 1.0 / np.sqrt(degree[active])
         gram = (zs.T @ zs).toarray()
         mmat = inv_sqrt[:, None] * gram * inv_sqrt[None, :]
-        vals, vecs = np.linalg.eigh(mmat)
+        # The trivial eigenvector u = Lambda^1/2 1 / ||.|| (M u = u, since Z's rows
+        # sum to 1) is deflated away, and only it: see "departures" above.
+        u = np.sqrt(degree[active])
+        u /= np.linalg.norm(u)
+        self.trivial_eigenvector_ = np.zeros(len(degree))
+        self.trivial_eigenvector_[active] = u
+        vals, vecs = np.linalg.eigh(mmat - np.outer(u, u))
         order = np.argsort(vals)[::-1]
         vals, vecs = vals[order], vecs[:, order]
-        keep = np.flatnonzero((vals > 0) & (vals < _TRIVIAL))
+        keep = np.flatnonzero(vals > _NULL)
         if keep.size < n_eig:
             raise ConfigError(
                 f"{self.name}: the anchor graph has only {keep.size} usable eigenvectors, "

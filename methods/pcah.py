@@ -19,13 +19,16 @@ class PCAH(Hasher):
     training covariance with the largest eigenvalues (the b-bit case of their
     eq. 9 without the supervised term).
 
-    Deterministic: there is no random choice, so ``seed`` has no effect. An
-    eigenvector's sign is arbitrary; we fix it so that its largest-magnitude
-    entry is positive (which only complements a bit for every item, and leaves
-    Hamming distances unchanged). A bit is 1 where the projection is strictly
-    positive. ``bits`` may not exceed ``min(n_samples - 1, n_features)``: the
-    centred training data has no more non-degenerate directions (the authors'
-    code would return an arbitrary null-space direction, whose signs are noise).
+    Deterministic: there is no random choice, so ``seed`` has no effect. A bit
+    is 1 where the projection is strictly positive.
+
+    Departures from the usual MATLAB baseline (``eigs(cov(X), b)``): none that
+    changes a Hamming distance. The PCA is exact, in float64; an eigenvector's
+    sign is arbitrary, and we fix it so that its largest-magnitude entry is
+    positive (a flip only complements one bit for every item alike). ``bits``
+    may not exceed ``min(n_samples - 1, n_features)``: the centred training
+    data has no more non-degenerate directions (``eigs`` would return an
+    arbitrary null-space direction, whose signs are round-off noise).
     """
 
     display_name = "PCAH"
