@@ -240,12 +240,17 @@ class SyntheticFlickr(HashingDataset):
     noise_tags : mean number of irrelevant (Zipf-drawn) tags per image, besides pet tags.
     confusion_rate : scale of the probability of tagging a plausible concept that is absent.
     n_train : size of the training role, a random subset of the database (None: the database).
+    protocol : only "random" (queries uniformly at random; database = the rest).
     cache_images : keep generated images in memory (does not change the items, so not in ``config``).
     """
 
     name = "synthetic"
     summary = "embedded default: MIRFLICKR-like synthetic scenes with noisy user tags"
     default_weights = "random"
+    # class-level values describe the default image_size (the CLI reads them before
+    # building the dataset); an instance overrides them with its own image_size
+    default_resize = 64
+    default_crop = 64
 
     def __init__(
         self,
@@ -256,11 +261,22 @@ class SyntheticFlickr(HashingDataset):
         *,
         n_users: int = 300,
         tag_rate: float = 1.0,
-        noise_tags: float = 1.2,
+        noise_tags: float = 1.7,
         confusion_rate: float = 1.0,
         n_train: int | None = None,
+        protocol: str = "random",
         cache_images: bool = True,
+        skip_corrupt: bool = False,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            raise ConfigError(
+                f"synthetic dataset: unknown option(s) {', '.join(sorted(unknown))}; known options: n_items, "
+                "n_query, image_size, seed, n_users, tag_rate, noise_tags, confusion_rate, n_train, protocol"
+            )
+        if protocol != "random":
+            raise ConfigError(f"synthetic dataset: protocol must be 'random' (the only one it has), got {protocol!r}")
+        del skip_corrupt  # accepted for CLI uniformity: generated images cannot be corrupt
         n_items = _check_int("n_items", n_items, 2)
         n_query = _check_int("n_query", n_query, 1)
         if n_query >= n_items:
@@ -294,12 +310,13 @@ class SyntheticFlickr(HashingDataset):
         users = _make_users(seed, n_users, tag_rate)
         labels, scenes, user_of, tags = [], [], [], []
         for b in range(0, n_items, BLOCK):
-            lab, scn, usr, tg = _make_block(seed, b // BLOCK, min(BLOCK, n_items - b), users,
-                                            tag_rate, noise_tags, confusion_rate)
-            labels.append(lab)
-            scenes.append(scn)
-            user_of.append(usr)
-            tags.extend(tg)
+            # whole blocks are always drawn, then cut: item i never depends on n_items
+            keep = min(BLOCK, n_items - b)
+            lab, scn, usr, tg = _make_block(seed, b // BLOCK, BLOCK, users, tag_rate, noise_tags, confusion_rate)
+            labels.append(lab[:keep])
+            scenes.append(scn[:keep])
+            user_of.append(usr[:keep])
+            tags.extend(tg[:keep])
         self.labels = np.concatenate(labels).astype(np.uint8)
         self.scenes = np.concatenate(scenes)  # scene type index of each item (not a label)
         self.users = np.concatenate(user_of)  # photographer of each item
@@ -341,10 +358,10 @@ def _make_users(seed: int, n_users: int, tag_rate: float) -> dict[str, np.ndarra
     rng = np.random.default_rng([seed, 0])
     prior = np.array([SCENES[s]["weight"] for s in SCENE_NAMES])
     prior = prior / prior.sum()
-    activity = rng.permutation(_zipf(n_users, 0.8))
+    activity = rng.permutation(_zipf(n_users, 0.5))
     taste = rng.dirichlet(3.0 * prior * len(prior), size=n_users)  # mild topical preference
     verbosity = rng.gamma(2.0, 0.5, size=n_users)  # mean 1
-    verbosity[rng.random(n_users) < 0.04] = 0.0  # users who never tag
+    verbosity[rng.random(n_users) < 0.02] = 0.0  # users who never tag
     p_tag = np.clip(rng.beta(2.0, 2.5, size=n_users) * tag_rate, 0.0, 1.0)  # mean ~0.45
     p_tag[verbosity == 0] = 0.0
     # pet tags: a camera (1-2 words), a home town, sometimes an award group
@@ -372,6 +389,11 @@ _SCENE_MAIN = np.array([_C[SCENES[s]["main"]] for s in SCENE_NAMES])
 _CHILD_PARENT = [(_C[c], _C[p]) for c, p in PARENT.items()]
 _IS_PARENT = np.isin(np.arange(len(CONCEPTS)), [p for _, p in _CHILD_PARENT])
 _NOISE_VOCAB = NOISE_WORDS + PLACES
+_SCENE_WORD_CDF = np.ones((len(SCENE_NAMES), max(len(SCENES[s]["words"]) for s in SCENE_NAMES)))
+for _k, _s in enumerate(SCENE_NAMES):
+    _n = len(SCENES[_s]["words"])
+    _SCENE_WORD_CDF[_k, :_n] = np.cumsum(_zipf(_n, 1.0))
+    _SCENE_WORD_CDF[_k, _n - 1] = 1.0  # guard against rounding: an index never passes the list's end
 _NOISE_W = np.concatenate([_zipf(len(NOISE_WORDS), 1.0) * 0.8, _zipf(len(PLACES), 1.0) * 0.2])
 
 
@@ -399,8 +421,14 @@ def _make_block(seed: int, block: int, size: int, users: dict[str, np.ndarray], 
     extra_word = rng.random((size, n_c)) < 0.3  # a second word for the same concept
     word_pick = [rng.choice(len(CONCEPT_WORDS[c]), size=(size, 2), p=_zipf(len(CONCEPT_WORDS[c]), 1.1))
                  for c in CONCEPTS]
-    n_scene_words = rng.poisson(0.5 * verb)
+    n_scene_words = rng.poisson(0.7 * verb)
+    # scene words: inverse-CDF draws from each item's scene list, all at once
+    u = rng.random(int(n_scene_words.sum()))
+    scene_pick = (u[:, None] > _SCENE_WORD_CDF[np.repeat(scene, n_scene_words)]).sum(axis=1)
+    scene_pick = np.split(scene_pick, np.cumsum(n_scene_words)[:-1])
     n_noise = rng.poisson(noise_tags * verb)
+    noise_pick = np.split(rng.choice(len(_NOISE_VOCAB), size=int(n_noise.sum()), p=_NOISE_W),
+                          np.cumsum(n_noise)[:-1])
     pet_draw = rng.random((size, 4))
     order_keys = rng.random((size, 64))
 
@@ -413,10 +441,10 @@ def _make_block(seed: int, block: int, size: int, users: dict[str, np.ndarray], 
             if extra_word[i, k]:
                 words.append(wl[word_pick[k][i, 1]])
         sw = SCENES[SCENE_NAMES[scene[i]]]["words"]
-        words += [sw[j] for j in rng.choice(len(sw), size=n_scene_words[i], p=_zipf(len(sw), 1.0))]
+        words += [sw[j] for j in scene_pick[i]]
         pets = users["pets"][user[i]]
-        words += [w for j, w in enumerate(pets) if pet_draw[i, j] < 0.6 * min(1.0, verb[i])]
-        words += [_NOISE_VOCAB[j] for j in rng.choice(len(_NOISE_VOCAB), size=n_noise[i], p=_NOISE_W)]
+        words += [w for j, w in enumerate(pets) if pet_draw[i, j] < 0.7 * min(1.0, verb[i])]
+        words += [_NOISE_VOCAB[j] for j in noise_pick[i]]
         unique = list(dict.fromkeys(words))  # a tag is listed once, like Flickr
         perm = np.argsort(order_keys[i, : len(unique)]) if len(unique) <= 64 else rng.permutation(len(unique))
         tags.append([unique[j] for j in perm])
