@@ -407,10 +407,10 @@ def _make_block(seed: int, block: int, size: int, users: dict[str, np.ndarray], 
     scene = np.minimum((rng.random(size)[:, None] > cum).sum(axis=1), len(SCENE_NAMES) - 1)
     p = _SCENE_P[scene]
     lab = rng.random((size, n_c)) < p
-    for child, parent in _CHILD_PARENT:
-        lab[:, parent] |= lab[:, child]
     empty = ~lab.any(axis=1)
-    lab[empty, _SCENE_MAIN[scene[empty]]] = True
+    lab[empty, _SCENE_MAIN[scene[empty]]] = True  # every item shows something labelled
+    for child, parent in _CHILD_PARENT:  # close the hierarchy last, so that it always holds
+        lab[:, parent] |= lab[:, child]
 
     verb = users["verbosity"][user]
     # concept tags: parents are named less often than their children
