@@ -79,6 +79,9 @@ from .base import HashingDataset, Split, random_split, register_dataset
 #: bump when the generator changes what it produces: it enters the fingerprint
 GENERATOR_VERSION = 1
 BLOCK = 1000  # items per independently seeded generation block
+SCENE_WORD_RATE = 0.4  # mean scene words (trip, event) per image of a user of average verbosity
+SCENE_WORD_OFF = 0.4  # share of scene words drawn from another scene than the one in view
+CONCEPT_WORD_ZIPF = 1.5  # Zipf exponent of the words of a concept: its own name is the most used
 
 # --------------------------------------------------------------------------- concepts
 CONCEPTS: tuple[str, ...] = (
@@ -236,7 +239,8 @@ class SyntheticFlickr(HashingDataset):
     seed : everything (users, labels, tags, images) follows from it.
     n_users : photographers in the pool; fewer users means more shared pet tags.
     tag_rate : scale of the probability that a present concept gets a tag
-        (1.0: on average ~45% of present concepts are tagged; 0 gives no concept tags).
+        (1.0: a user tags a present concept with probability ~0.38 on average, less for the
+        parent concepts; 0 gives no concept tags).
     noise_tags : mean number of irrelevant (Zipf-drawn) tags per image, besides pet tags.
     confusion_rate : scale of the probability of tagging a plausible concept that is absent.
     n_train : size of the training role, a random subset of the database (None: the database).
@@ -261,7 +265,7 @@ class SyntheticFlickr(HashingDataset):
         *,
         n_users: int = 300,
         tag_rate: float = 1.0,
-        noise_tags: float = 1.7,
+        noise_tags: float = 2.2,
         confusion_rate: float = 1.0,
         n_train: int | None = None,
         protocol: str = "random",
@@ -362,7 +366,7 @@ def _make_users(seed: int, n_users: int, tag_rate: float) -> dict[str, np.ndarra
     taste = rng.dirichlet(3.0 * prior * len(prior), size=n_users)  # mild topical preference
     verbosity = rng.gamma(2.0, 0.5, size=n_users)  # mean 1
     verbosity[rng.random(n_users) < 0.02] = 0.0  # users who never tag
-    p_tag = np.clip(rng.beta(2.0, 2.5, size=n_users) * tag_rate, 0.0, 1.0)  # mean ~0.45
+    p_tag = np.clip(rng.beta(2.0, 2.5, size=n_users) * 0.85 * tag_rate, 0.0, 1.0)  # mean ~0.38
     p_tag[verbosity == 0] = 0.0
     # pet tags: a camera (1-2 words), a home town, sometimes an award group
     pets = []
@@ -394,6 +398,8 @@ for _k, _s in enumerate(SCENE_NAMES):
     _n = len(SCENES[_s]["words"])
     _SCENE_WORD_CDF[_k, :_n] = np.cumsum(_zipf(_n, 1.0))
     _SCENE_WORD_CDF[_k, _n - 1] = 1.0  # guard against rounding: an index never passes the list's end
+_SCENE_WORD_TABLE = np.array([list(SCENES[s]["words"]) + [""] * (_SCENE_WORD_CDF.shape[1] - len(SCENES[s]["words"]))
+                              for s in SCENE_NAMES], dtype=object)
 _NOISE_W = np.concatenate([_zipf(len(NOISE_WORDS), 1.0) * 0.8, _zipf(len(PLACES), 1.0) * 0.2])
 
 
@@ -419,13 +425,17 @@ def _make_block(seed: int, block: int, size: int, users: dict[str, np.ndarray], 
     # confusion: a concept that fits the scene but is not labelled gets tagged
     confused = ~lab & (rng.random((size, n_c)) < 0.12 * confusion_rate * p * (verb > 0)[:, None])
     extra_word = rng.random((size, n_c)) < 0.3  # a second word for the same concept
-    word_pick = [rng.choice(len(CONCEPT_WORDS[c]), size=(size, 2), p=_zipf(len(CONCEPT_WORDS[c]), 1.1))
+    word_pick = [rng.choice(len(CONCEPT_WORDS[c]), size=(size, 2), p=_zipf(len(CONCEPT_WORDS[c]), CONCEPT_WORD_ZIPF))
                  for c in CONCEPTS]
-    n_scene_words = rng.poisson(0.7 * verb)
-    # scene words: inverse-CDF draws from each item's scene list, all at once
-    u = rng.random(int(n_scene_words.sum()))
-    scene_pick = (u[:, None] > _SCENE_WORD_CDF[np.repeat(scene, n_scene_words)]).sum(axis=1)
-    scene_pick = np.split(scene_pick, np.cumsum(n_scene_words)[:-1])
+    n_scene_words = rng.poisson(SCENE_WORD_RATE * verb)
+    # scene words: inverse-CDF draws from a scene's list, all at once; some come from another
+    # scene (the trip or event the photo belongs to, not what is in view)
+    word_scene = np.repeat(scene, n_scene_words)
+    off = rng.random(word_scene.size) < SCENE_WORD_OFF
+    word_scene[off] = rng.integers(len(SCENE_NAMES), size=int(off.sum()))
+    u = rng.random(word_scene.size)
+    pick = (u[:, None] > _SCENE_WORD_CDF[word_scene]).sum(axis=1)
+    scene_words = np.split(_SCENE_WORD_TABLE[word_scene, pick], np.cumsum(n_scene_words)[:-1])
     n_noise = rng.poisson(noise_tags * verb)
     noise_pick = np.split(rng.choice(len(_NOISE_VOCAB), size=int(n_noise.sum()), p=_NOISE_W),
                           np.cumsum(n_noise)[:-1])
@@ -440,8 +450,7 @@ def _make_block(seed: int, block: int, size: int, users: dict[str, np.ndarray], 
             words.append(wl[word_pick[k][i, 0]])
             if extra_word[i, k]:
                 words.append(wl[word_pick[k][i, 1]])
-        sw = SCENES[SCENE_NAMES[scene[i]]]["words"]
-        words += [sw[j] for j in scene_pick[i]]
+        words += scene_words[i].tolist()
         pets = users["pets"][user[i]]
         words += [w for j, w in enumerate(pets) if pet_draw[i, j] < 0.7 * min(1.0, verb[i])]
         words += [_NOISE_VOCAB[j] for j in noise_pick[i]]
