@@ -62,7 +62,7 @@ class ITQ(Hasher):
             raise ConfigError(f"itq: n_iter must be a non-negative integer, got {self.n_iter!r}")
         rng = np.random.default_rng(self.seed)
         self.mean_, self.components_, self.explained_variance_ = top_principal_directions(features, self.bits)
-        v = (np.asarray(features, dtype=np.float64) - self.mean_) @ self.components_
+        v = in_batches(features, lambda x: (x - self.mean_) @ self.components_)
         rotation = np.linalg.svd(rng.standard_normal((self.bits, self.bits)))[0]
         losses = []
         for _ in range(int(self.n_iter)):

@@ -65,7 +65,7 @@ class SH(Hasher):
         n, d = features.shape
         n_pca = min(self.bits, d, n - 1)
         self.mean_, self.components_, _ = top_principal_directions(features, n_pca)
-        proj = (np.asarray(features, dtype=np.float64) - self.mean_) @ self.components_
+        proj = in_batches(features, lambda x: (x - self.mean_) @ self.components_)
         eps = np.finfo(np.float64).eps
         self.box_min_ = proj.min(axis=0) - eps
         self.box_max_ = proj.max(axis=0) + eps

@@ -62,6 +62,7 @@ def test_pcah_uses_n_minus_1_directions_at_most():
 
 def test_itq_loss_non_increasing_rotation_orthogonal_and_codes_defined_by_it():
     x, _ = clustered(seed=4, n=500, d=40, sub=10, sep=1.0)
+    x = x.astype(np.float64)  # float64 all through, to compare with numpy to 1e-8
     h = hashbench.create("itq", bits=16, seed=3).fit(x)
     loss = np.array(h.history_["quantization_loss"])
     assert loss.shape == (50,)
@@ -92,3 +93,13 @@ def test_itq_history_length_follows_n_iter_and_rejects_bad_values():
     assert len(hashbench.create("itq", bits=4, n_iter=7).fit(x).history_["quantization_loss"]) == 7
     with pytest.raises(hashbench.ConfigError, match="n_iter"):
         hashbench.create("itq", bits=4, n_iter=-1).fit(x)
+
+
+def test_float32_features_give_the_float64_subspace_to_single_precision():
+    x, _ = clustered(seed=4, n=3000, d=200, sub=10, sep=1.0)  # d > 64: the Lanczos path
+    h32 = hashbench.create("pcah", bits=12).fit(x)
+    h64 = hashbench.create("pcah", bits=12).fit(x.astype(np.float64))
+    _, dirs = _numpy_pca(x, 12)
+    for h in (h32, h64):
+        np.testing.assert_allclose(np.abs(np.sum(h.components_ * dirs, axis=0)), 1.0, atol=1e-4)
+    np.testing.assert_allclose(np.abs(np.sum(h64.components_ * dirs, axis=0)), 1.0, atol=1e-9)

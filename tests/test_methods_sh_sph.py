@@ -14,6 +14,7 @@ from .test_methods_common import clustered
 
 def test_sh_keeps_exactly_the_b_smallest_modes():
     x, _ = clustered(seed=2, n=600, d=24, sub=6, sep=1.5)
+    x = x.astype(np.float64)
     bits = 20
     h = hashbench.create("sh", bits=bits).fit(x)
     # brute force: numpy PCA, the box along each direction, every (direction, k) mode
