@@ -88,26 +88,31 @@ class _AnchorGraph(Hasher):
     # ------------------------------------------------------------ the graph
     def anchor_weights(self, features: np.ndarray) -> scipy.sparse.csr_matrix:
         """``Z(x)``: the (n, n_anchors) sparse matrix of eq. 3 for new items (after fit)."""
-        x = np.asarray(features, dtype=np.float64) if features.shape[0] <= BATCH_ROWS else features
-        parts = [self._z_rows(np.asarray(x[i : i + BATCH_ROWS], dtype=np.float64))[0]
-                 for i in range(0, x.shape[0], BATCH_ROWS)]
-        return scipy.sparse.vstack(parts, format="csr")
+        idx, near = self._nearest_anchors(features)
+        return self._weights(idx, near, self.sigma_)
 
-    def _z_rows(self, x: np.ndarray, sigma: float | None = None):
-        """Z for a chunk, and the distance to each row's s-th nearest anchor."""
+    def _nearest_anchors(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices (n, s) of each item's s nearest anchors, nearest first, and their squared distances."""
         s = int(self.n_nearest)
-        d2 = squared_distances(x, self.anchors_, self._anchor_sq)
-        idx = np.argpartition(d2, s - 1, axis=1)[:, :s] if s < d2.shape[1] else np.tile(np.arange(s), (len(x), 1))
-        near = np.take_along_axis(d2, idx, axis=1)
-        order = np.argsort(near, axis=1, kind="stable")
-        idx = np.take_along_axis(idx, order, axis=1)
-        near = np.take_along_axis(near, order, axis=1)
-        sigma = self.sigma_ if sigma is None else sigma
+        idx_parts, near_parts = [], []
+        for i in range(0, features.shape[0], BATCH_ROWS):
+            x = np.asarray(features[i : i + BATCH_ROWS], dtype=np.float64)
+            d2 = squared_distances(x, self.anchors_, self._anchor_sq)
+            idx = np.argpartition(d2, s - 1, axis=1)[:, :s] if s < d2.shape[1] else np.tile(np.arange(s), (len(x), 1))
+            near = np.take_along_axis(d2, idx, axis=1)
+            order = np.argsort(near, axis=1, kind="stable")
+            idx_parts.append(np.take_along_axis(idx, order, axis=1))
+            near_parts.append(np.take_along_axis(near, order, axis=1))
+        return np.concatenate(idx_parts), np.concatenate(near_parts)
+
+    def _weights(self, idx: np.ndarray, near: np.ndarray, sigma: float) -> scipy.sparse.csr_matrix:
+        # exp(-d^2 / sigma^2), shifted by the row's smallest d^2 (cancels in the normalisation)
         val = np.exp(-(near - near[:, :1]) / sigma**2)
         val /= val.sum(axis=1, keepdims=True)
-        n, m = x.shape[0], self.anchors_.shape[0]
-        z = scipy.sparse.csr_matrix((val.ravel(), idx.ravel(), np.arange(0, n * s + 1, s)), shape=(n, m))
-        return z, np.sqrt(near[:, -1])
+        n, s = idx.shape
+        return scipy.sparse.csr_matrix(
+            (val.ravel(), idx.ravel(), np.arange(0, n * s + 1, s)), shape=(n, self.anchors_.shape[0])
+        )
 
     def _check_params(self) -> None:
         for name in ("n_anchors", "n_nearest", "kmeans_iter"):
@@ -126,15 +131,13 @@ class _AnchorGraph(Hasher):
                     random_state=self.seed).fit(features)
         self.anchors_ = km.cluster_centers_.astype(np.float64)
         self._anchor_sq = np.einsum("ij,ij->i", self.anchors_, self.anchors_)
-        # sigma from the training data first (the code's default), then Z with it
-        chunks = [self._z_rows(np.asarray(features[i : i + BATCH_ROWS], dtype=np.float64), sigma=1.0)
-                  for i in range(0, n, BATCH_ROWS)]
-        far = np.concatenate([c[1] for c in chunks])
-        self.sigma_ = float(self.sigma) if self.sigma is not None else float(far.mean())
+        idx, near = self._nearest_anchors(features)
+        # the code's default sigma: the mean distance to the s-th nearest anchor
+        self.sigma_ = float(self.sigma) if self.sigma is not None else float(np.sqrt(near[:, -1]).mean())
         if not self.sigma_ > 0:
             raise ConfigError(f"{self.name}: every training item sits on its anchors (sigma = 0); "
                               "pass sigma explicitly")
-        z = self.anchor_weights(features)
+        z = self._weights(idx, near, self.sigma_)
 
         degree = np.asarray(z.sum(axis=0)).ravel()
         active = np.flatnonzero(degree > 0)

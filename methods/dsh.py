@@ -70,9 +70,9 @@ class DSH(Hasher):
             return None, ""
         if not alpha >= 1:
             return None, ""  # reported by _fit
-        b = 0
-        while _round_half_up(alpha * (b + 1)) <= n_samples:
-            b += 1
+        b = int(np.floor((n_samples + 0.5) / alpha)) + 1
+        while b > 0 and _round_half_up(alpha * b) > n_samples:
+            b -= 1
         return b, f"DSH needs round({alpha:g} * bits) k-means groups, at most one per training sample ({n_samples})"
 
     def _fit(self, features: np.ndarray) -> None:
