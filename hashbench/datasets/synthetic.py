@@ -621,7 +621,8 @@ def render_scene(present: set[str], scene: str, size: int, rng: np.random.Genera
             shore = horizon + (1 - horizon) * (0.45 + 0.4 * r()) if "sky" in present else 0.55 + 0.4 * r()
             top = horizon if "sky" in present else -0.1
             sea = cv._edge(np.minimum(cv.Y - top, shore + 0.03 * np.sin(cv.X * 9 + 6 * r()) - cv.Y))
-            cv.paint(sea, _jitter(rng, (20, 70, 140), 15), 0.8 + 0.35 * cv.stripes(12 + 10 * r(), np.pi / 2 + 0.1 * rng.normal()))
+            cv.paint(sea, _jitter(rng, (20, 70, 140), 15),
+                     0.8 + 0.35 * cv.stripes(12 + 10 * r(), np.pi / 2 + 0.1 * rng.normal()))
         if "lake" in present:
             cy = ground_top + (1 - max(ground_top, 0)) * (0.3 + 0.3 * r())
             cv.paint(cv.ellipse(0.5 + 0.3 * rng.normal(), cy, 0.3 + 0.2 * r(), 0.08 + 0.1 * r()),
@@ -637,7 +638,8 @@ def render_scene(present: set[str], scene: str, size: int, rng: np.random.Genera
 
     # ---- sky objects
     if "sunset" in present and not indoor:
-        cv.paint(cv.ellipse(r(), horizon - 0.02, 0.06 + 0.05 * r(), 0.06 + 0.05 * r()), _jitter(rng, (255, 220, 90), 10))
+        cv.paint(cv.ellipse(r(), horizon - 0.02, 0.06 + 0.05 * r(), 0.06 + 0.05 * r()),
+                 _jitter(rng, (255, 220, 90), 10))
     if "clouds" in present and not indoor:
         grey = r() < 0.3
         for _ in range(rng.integers(2, 6)):
@@ -655,7 +657,8 @@ def render_scene(present: set[str], scene: str, size: int, rng: np.random.Genera
             win = (cv.stripes(18 + 10 * r(), 0) > 0.6) & (cv.stripes(18 + 10 * r(), np.pi / 2) > 0.6)
             cv.paint(cv.rect(cx, base - h / 2, w * 0.85, h * 0.9) * win, col * 0.45)
             if r() < 0.4:  # roof or spire
-                cv.paint(cv.polygon([(cx - w / 2, base - h), (cx + w / 2, base - h), (cx, base - h - 0.1 - 0.15 * r())]),
+                cv.paint(cv.polygon([(cx - w / 2, base - h), (cx + w / 2, base - h),
+                                     (cx, base - h - 0.1 - 0.15 * r())]),
                          col * 0.7)
 
     # ---- plants
@@ -677,7 +680,8 @@ def render_scene(present: set[str], scene: str, size: int, rng: np.random.Genera
         for _ in range(rng.integers(1, 3) if close else rng.integers(3, 9)):
             rad = (0.15 + 0.2 * r()) if close else (0.03 + 0.04 * r())
             x, y = r(), (0.2 + 0.6 * r()) if close else (ground_y - 0.1 + 0.3 * r())
-            cv.paint(cv.star(x, y, rad, int(rng.integers(5, 9)), 0.4 + 0.4 * r(), r() * 6), _pick(rng, FLOWER_COLOURS, 15))
+            cv.paint(cv.star(x, y, rad, int(rng.integers(5, 9)), 0.4 + 0.4 * r(), r() * 6),
+                     _pick(rng, FLOWER_COLOURS, 15))
             cv.paint(cv.ellipse(x, y, rad * 0.3, rad * 0.3), _jitter(rng, (240, 200, 40), 15))
 
     # ---- vehicles
@@ -694,15 +698,17 @@ def render_scene(present: set[str], scene: str, size: int, rng: np.random.Genera
         kind = rng.integers(3)
         if kind == 0 or ("water" in present and r() < 0.7):  # boat: hull and sail
             x, y, s = r(), (horizon + 0.1 if "sky" in present else 0.7), 0.6 + 0.6 * r()
-            cv.paint(cv.polygon([(x - 0.15 * s, y), (x + 0.15 * s, y), (x + 0.1 * s, y + 0.05 * s), (x - 0.1 * s, y + 0.05 * s)]),
+            cv.paint(cv.polygon([(x - 0.15 * s, y), (x + 0.15 * s, y),
+                                 (x + 0.1 * s, y + 0.05 * s), (x - 0.1 * s, y + 0.05 * s)]),
                      _pick(rng, ((120, 60, 30), (240, 240, 240), (200, 40, 40)), 10))
-            cv.paint(cv.polygon([(x, y - 0.25 * s), (x, y - 0.01), (x + 0.12 * s, y - 0.01)]), _jitter(rng, (245, 245, 240), 8))
+            cv.paint(cv.polygon([(x, y - 0.25 * s), (x, y - 0.01), (x + 0.12 * s, y - 0.01)]),
+                     _jitter(rng, (245, 245, 240), 8))
         elif kind == 1:  # train or bus: long box with a row of windows
             y, s = ground_y, 0.7 + 0.5 * r()
             col = _pick(rng, ((220, 40, 40), (240, 200, 30), (40, 90, 170), (60, 140, 70)), 12)
             cv.paint(cv.rect(0.5, y - 0.08 * s, 0.9, 0.16 * s), col)
             cv.paint(cv.rect(0.5, y - 0.11 * s, 0.85, 0.05 * s) * (cv.stripes(12, 0) > 0.4), (60, 80, 100))
-        else:  # plane in the sky, bike on the ground
+        else:  # a plane in the sky
             x, y = r(), 0.15 + 0.2 * r()
             cv.paint(cv.rect(x, y, 0.22, 0.035, 0.2 * rng.normal()) + cv.rect(x, y, 0.04, 0.2), (230, 230, 235))
 
@@ -748,7 +754,8 @@ def render_scene(present: set[str], scene: str, size: int, rng: np.random.Genera
         x, y, s = 0.5 + 0.1 * rng.normal(), 0.5 + 0.08 * rng.normal(), 0.8 + 0.4 * r()
         skin, hair = _pick(rng, SKIN, 8), _pick(rng, HAIR, 10)
         longhair = "female" in present or ("male" not in present and r() < 0.5)
-        cv.paint(cv.rect(x, y + 0.45 * s, 0.7 * s, 0.4 * s), _pick(rng, FEMALE_CLOTHES if "female" in present else MALE_CLOTHES if "male" in present else PEOPLE_CLOTHES))
+        clothes = FEMALE_CLOTHES if "female" in present else MALE_CLOTHES if "male" in present else PEOPLE_CLOTHES
+        cv.paint(cv.rect(x, y + 0.45 * s, 0.7 * s, 0.4 * s), _pick(rng, clothes))
         if longhair:
             cv.paint(cv.ellipse(x, y + 0.08 * s, 0.28 * s, 0.38 * s), hair)
         else:
@@ -768,7 +775,8 @@ def render_scene(present: set[str], scene: str, size: int, rng: np.random.Genera
             head_r = 0.05 * s * (1.6 if kind == "baby" else 1.0)
             top = y - 0.42 * s
             if kind == "female":
-                cv.paint(cv.polygon([(x, top + 0.08 * s), (x - 0.1 * s, y), (x + 0.1 * s, y)]), _pick(rng, FEMALE_CLOTHES))
+                cv.paint(cv.polygon([(x, top + 0.08 * s), (x - 0.1 * s, y), (x + 0.1 * s, y)]),
+                         _pick(rng, FEMALE_CLOTHES))
                 cv.paint(cv.ellipse(x, top + 0.02 * s, head_r * 1.3, head_r * 1.9), hair)  # long hair
             elif kind == "male":
                 cv.paint(cv.rect(x, (top + 0.08 * s + y) / 2, 0.14 * s, y - top - 0.08 * s), _pick(rng, MALE_CLOTHES))
