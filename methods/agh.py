@@ -34,6 +34,10 @@ class _AnchorGraph(Hasher):
        scale, which the one-layer code omits, does not change a sign);
     4. out-of-sample (eq. 10): ``y(x) = Z(x) W``, with ``Z(x)`` built as in 2.
 
+    Equation numbers are cited from the published paper as recalled, not
+    re-read here (only abstracts are on file); each step was checked against
+    the authors' MATLAB code.
+
     Departure from the authors' code, on purpose: the code drops every
     eigenvector with eigenvalue >= 1 - 1e-3 (meant for the trivial one). When
     the anchor graph falls into c disconnected pieces (well-separated clusters,

@@ -40,6 +40,10 @@ class DSH(Hasher):
        way); the ``b`` best-scoring candidates are kept, ties going to the
        closer pair, as in the code.
 
+    Equation numbers are cited from the published paper as recalled, not
+    re-read here (only abstracts are on file); each step was checked against
+    the authors' MATLAB code.
+
     A bit is ``[w . x > t]``. ``candidate_pairs_``, ``candidate_scores_`` and
     ``selected_`` record the candidates (closest pairs first), their scores and
     the indices kept.

@@ -26,6 +26,10 @@ class ITQ(Hasher):
        orthogonal Procrustes update: with the SVD ``B^T V = S Omega S_hat^T``,
        ``R = S_hat S^T`` (eq. 8).
 
+    Equation numbers are cited from the published paper as recalled, not
+    re-read here (only abstracts are on file); each step was checked against
+    the authors' MATLAB code.
+
     The quantisation loss ``Q(B, R) = ||B - V R||_F^2`` (eq. 2) after each
     iteration's rotation update is recorded in ``history_["quantization_loss"]``.
     Each half-step minimises Q over one variable with the other fixed, so the

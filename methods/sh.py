@@ -29,6 +29,10 @@ class SH(Hasher):
        bits and a narrow one none;
     4. bit i is ``[sin(pi/2 + omega_i (x_j(i) - mn_j(i))) > 0]``.
 
+    Equation numbers are cited from the published paper as recalled, not
+    re-read here (only abstracts are on file); each step was checked against
+    the authors' MATLAB code.
+
     Only single-direction modes are used, exactly as in the authors' code
     (the paper's section 3.1 also notes that outer-product eigenfunctions are
     never among the smallest for these box sizes). The code enumerates

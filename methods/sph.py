@@ -60,6 +60,10 @@ class SpH(Hasher):
       ``std_ij(o_ij) <= eps_std n/4``, with the paper's ``eps_mean = 0.10`` and
       ``eps_std = 0.15``.
 
+    Equation numbers are cited from the published paper as recalled, not
+    re-read here (only abstracts are on file); each step was checked against
+    the authors' MATLAB code.
+
     Departures from the authors' code: an iteration cap, ``max_iter = 100``
     (the issue asks us to choose one). The code prints a message after 100
     iterations but never stops; we stop at 100, keep the last centres, set
