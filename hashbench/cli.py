@@ -68,6 +68,7 @@ def _method_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", dest="quiet_sub", action="store_true", help="no progress bars")
     p.add_argument("-D", "--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a dataset option, e.g. -D label_set=38 or -D n_items=3000 (repeatable)")
     p.add_argument("--protocol", help="the dataset's named protocol (e.g. paper, cleaned, tc21)")
@@ -264,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.quiet:
+    if args.quiet or getattr(args, "quiet_sub", False):
+        args.quiet = True
         os.environ["TQDM_DISABLE"] = "1"
     try:
         from .registry import load_plugin_file

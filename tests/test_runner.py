@@ -185,7 +185,9 @@ def _killer_plugin(tmp_path):
 
 def _run_subprocess(tmp_path, plugin, env_extra, bits="4,8,12"):
     env = {**os.environ, **env_extra, "HASHBENCH_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "hashbench", "--plugin", str(plugin), "run", *TINY,
+    # a fresh process does not see the tests' tiny dataset: use a small synthetic set
+    small = ["--dataset", "synthetic", "-D", "n_items=120", "-D", "n_query=20", "--no-report", "-q"]
+    cmd = [sys.executable, "-m", "hashbench", "--plugin", str(plugin), "run", *small,
            "--results", str(tmp_path / "res"), "--methods", "killer-test", "--bits", bits]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
