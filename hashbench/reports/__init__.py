@@ -1,0 +1,167 @@
+"""Paper-style reports regenerated from the results store, without re-running anything.
+
+>>> from hashbench.reports import generate_reports
+>>> paths = generate_reports("results/", "reports/")        # doctest: +SKIP
+>>> paths.index                                              # doctest: +SKIP
+PosixPath('reports/index.md')
+
+What comes out (``out/``)::
+
+    index.md                         links everything, with the provenance of the cells
+    tables/<metric>.tex|.md|.csv     one table per metric (mAP@50000, mAP@5000, mAP@all, P@N, ...)
+    tables/significance.csv          the paired tests behind the daggers
+    figures/pr_<dataset>_<b>bits.png|.pdf              precision-recall curves (UDHT Fig. 2)
+    figures/map_vs_bits_<dataset>.png|.pdf             mAP against code length
+    figures/precision_at_n_<dataset>_<b>bits.png|.pdf  precision@N
+    figures/loss_<dataset>_<method>.png|.pdf           training loss per component (UDHT Fig. 4)
+
+When the results hold cells scored under different evaluator conventions (tie order,
+empty queries), each convention gets its own ``out/<conventions>/tables`` and
+``figures`` and its own section in the index; they are never mixed in one table.
+
+Modules, one job each: :mod:`.collect` (read and group the cells), :mod:`.tables`,
+:mod:`.significance`, :mod:`.plots`, :mod:`.index`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import ConfigError
+from .collect import ConventionGroup, ReportData, load_report_data, slug
+from .significance import TESTS
+from .tables import MetricTable, build_table, significance_rows
+
+__all__ = ["ReportPaths", "generate_reports", "load_report_data"]
+
+FORMATS = ("png", "pdf", "svg")
+_MANIFEST = ".hashbench-report.json"
+
+
+@dataclass
+class ReportPaths:
+    """What :func:`generate_reports` wrote."""
+
+    index: Path
+    tables: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    significance: list[Path] = field(default_factory=list)
+
+    def all(self) -> list[Path]:
+        return [self.index, *self.tables, *self.significance, *self.figures]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Dict-style access (``paths.get("index")``)."""
+        return getattr(self, key, default)
+
+
+def generate_reports(
+    results: str | Path,
+    out: str | Path,
+    *,
+    formats: Iterable[str] = ("png", "pdf"),
+    test: str = "bootstrap",
+    alpha: float = 0.05,
+    n_boot: int = 5000,
+    seed: int = 0,
+) -> ReportPaths:
+    """Regenerate every table, figure and the index from the results store at ``results``.
+
+    Args:
+        results: the results folder (``python -m hashbench run --results``).
+        out: the report folder; files this function wrote before and does not write again
+            (e.g. figures of a method since removed) are deleted, nothing else is touched.
+        formats: figure formats, any of "png", "pdf", "svg".
+        test: the paired test that decides the daggers: "bootstrap" (paired bootstrap of
+            the mean difference, default) or "wilcoxon" (signed-rank test).
+        alpha: its significance level.
+        n_boot, seed: resamples and seed of the paired bootstrap (always reported in
+            ``significance.csv``).
+
+    Raises:
+        ResultsError: the folder holds no finished cell.
+        ConfigError: an unknown figure format or test.
+    """
+    from .. import __version__
+    from .index import write_index
+    from .plots import write_figures
+
+    formats = tuple(formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"report formats {formats!r}: choose among {', '.join(FORMATS)}")
+    if test not in TESTS:
+        raise ConfigError(f"significance test {test!r}: choose one of {', '.join(TESTS)}")
+    data: ReportData = load_report_data(results)
+    out_path = Path(out)
+    out_path.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(index=out_path / "index.md")
+
+    tables: dict[ConventionGroup, list[tuple[MetricTable, dict[str, Path]]]] = {}
+    figures: dict[ConventionGroup, dict[str, list[Path]]] = {}
+    sig_files: dict[ConventionGroup, Path | None] = {}
+    for group in data.groups:
+        base = out_path if len(data.groups) == 1 else out_path / group.slug
+        tdir = base / "tables"
+        tdir.mkdir(parents=True, exist_ok=True)
+        metrics = data.metrics(group)
+        sig_rows: list[dict[str, Any]] = []
+        tables[group] = []
+        for metric in metrics:
+            table = build_table(data, group, metric, test=test, alpha=alpha, n_boot=n_boot, seed=seed)
+            stem = tdir / slug(metric)
+            files = {
+                "LaTeX": stem.with_suffix(".tex"),
+                "Markdown": stem.with_suffix(".md"),
+                "CSV": stem.with_suffix(".csv"),
+            }
+            files["LaTeX"].write_text(table.to_latex())
+            files["Markdown"].write_text(table.to_markdown())
+            files["CSV"].write_text(table.to_csv())
+            paths.tables += list(files.values())
+            tables[group].append((table, files))
+            sig_rows += significance_rows(table)
+        sig_files[group] = None
+        if sig_rows:
+            sig = tdir / "significance.csv"
+            with open(sig, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(sig_rows[0]), lineterminator="\n")
+                w.writeheader()
+                w.writerows(sig_rows)
+            paths.significance.append(sig)
+            sig_files[group] = sig
+        figures[group] = write_figures(data, group, base / "figures", formats, metrics)
+        paths.figures += [p for ps in figures[group].values() for p in ps]
+
+    write_index(
+        data,
+        out_path,
+        tables=tables,
+        figures=figures,
+        significance=sig_files,
+        results_arg=str(results),
+        out_arg=str(out),
+        version=__version__,
+    )
+    _prune_stale(out_path, paths)
+    return paths
+
+
+def _prune_stale(out: Path, paths: ReportPaths) -> None:
+    """Delete files that an earlier report wrote and this one did not; remember what this one wrote."""
+    manifest = out / _MANIFEST
+    now = sorted(p.relative_to(out).as_posix() for p in paths.all())
+    try:
+        before = json.loads(manifest.read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        before = []
+    for rel in set(before) - set(now):
+        target = out / rel
+        # only plain files inside ``out``: a damaged manifest must not reach anywhere else
+        if ".." not in Path(rel).parts and target.is_file():
+            target.unlink()
+    manifest.write_text(json.dumps({"files": now}, indent=1) + "\n")

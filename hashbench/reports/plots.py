@@ -1,0 +1,292 @@
+"""Figures, PNG and PDF, readable with many methods.
+
+* precision-recall curves per dataset and bit length, all methods (UDHT's Figure 2): the
+  evaluator's precision at 1,000 evenly spaced recall levels, averaged over seeds;
+* mAP against bits per dataset, one panel per mAP@K, with the spread over seeds as error bars;
+* precision@N against N per dataset and bit length;
+* training-loss curves per component (UDHT's Figure 4: L1, L2, L3) for every method whose
+  cells recorded a ``history``, one panel per component, one line per bit length.
+
+Every method keeps one style in every figure: a colour (10 colours) and a marker
+(7 markers, a cycle prime to 10, so 70 methods get distinct pairs), solid lines for deep
+methods and dashed ones for non-deep methods, as the tables group them. The chance level
+is a grey dotted line. Legends sit outside the axes, to the right, with ``constrained``
+layout, so the saved image has exactly the figure's size: ``FIGSIZE[kind]`` inches at
+``DPI``. The Agg backend is used (no display needed); PDFs carry no creation date, so
+regenerating a report from the same results gives the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .collect import ConventionGroup, Protocol, ReportData, slug
+
+DPI = 150
+#: (width, height) in inches of each kind of figure.
+FIGSIZE = {
+    "pr": (8.0, 5.0),
+    "map_vs_bits": (12.0, 4.5),
+    "precision_at_n": (8.0, 5.0),
+    "loss": (12.0, 4.0),
+}
+COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
+           "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+CHANCE_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.5}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # no display: reports are written from scripts and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@dataclass(frozen=True)
+class Style:
+    color: str
+    marker: str
+    linestyle: str
+
+    def kw(self) -> dict[str, Any]:
+        return {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
+
+
+def method_styles(methods: Iterable[tuple[str, bool]]) -> dict[str, Style]:
+    """One style per method name, given (name, deep) pairs in table order."""
+    out = {}
+    for i, (name, deep) in enumerate(methods):
+        out[name] = Style(COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)], "-" if deep else "--")
+    return out
+
+
+def _save(fig, path: Path, formats: Iterable[str]) -> list[Path]:
+    plt = _pyplot()
+    written = []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        target = path.with_suffix(f".{fmt}")
+        meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None} if fmt == "png" else None
+        fig.savefig(target, format=fmt, dpi=DPI, metadata=meta)
+        written.append(target)
+    plt.close(fig)
+    return written
+
+
+def _legend(fig, handles_labels: dict[str, Any], *, title: str | None = None) -> None:
+    if not handles_labels:
+        return
+    n = len(handles_labels)
+    fig.legend(
+        list(handles_labels.values()),
+        list(handles_labels.keys()),
+        loc="outside right upper",
+        title=title,
+        fontsize="small" if n <= 14 else "x-small",
+        ncols=1 if n <= 20 else 2,
+        frameon=False,
+    )
+
+
+def _seed_mean(arrays: list[np.ndarray]) -> np.ndarray | None:
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays if a is not None]
+    if not arrays or len({a.shape for a in arrays}) != 1:
+        return None
+    return np.nanmean(np.vstack(arrays), axis=0) if len(arrays) > 1 else arrays[0]
+
+
+def _methods(cells) -> list[tuple[str, str, bool]]:
+    rows = cells.drop_duplicates("method")[["method", "display_name", "deep"]]
+    return sorted(((m, d, bool(x)) for m, d, x in rows.itertuples(index=False)), key=lambda r: (r[2], r[1].lower(), r[0]))
+
+
+def _subtitle(protocol: Protocol) -> str:
+    return " [RANDOM backbone weights, not ImageNet]" if protocol.random_weights else ""
+
+
+def pr_curve_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, bits: int,
+                    styles: dict[str, Style], path: Path, formats: Iterable[str]) -> list[Path]:
+    """Precision against recall for every method at one bit length (UDHT's Figure 2)."""
+    plt = _pyplot()
+    cells = data.cells(group)
+    cells = cells[(cells.protocol == protocol.key) & (cells.bits == bits)]
+    fig, ax = plt.subplots(figsize=FIGSIZE["pr"], layout="constrained")
+    handles: dict[str, Any] = {}
+    for i, (method, display, _) in enumerate(_methods(cells)):
+        rows = cells.index[cells.method == method]
+        curves = [data.curves(r) for r in rows]
+        prec = _seed_mean([c.get("pr_precision") for c in curves])
+        rec = _seed_mean([c.get("pr_recall") for c in curves])
+        if prec is None or rec is None:
+            continue
+        every = max(1, len(rec) // 10)
+        (h,) = ax.plot(rec, prec, label=display, linewidth=1.4, markersize=5,
+                       markevery=(int(i * every / 7) % every, every), **styles[method].kw())
+        handles[display] = h
+    if protocol.chance is not None:
+        handles["Chance"] = ax.axhline(protocol.chance, **CHANCE_STYLE)
+    ax.set_xlabel("Recall")
+    ax.set_ylabel("Precision")
+    ax.set_xlim(0, 1)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{protocol.label}, {bits} bits: precision-recall{_subtitle(protocol)}", fontsize="medium")
+    _legend(fig, handles)
+    return _save(fig, path, formats)
+
+
+def precision_at_n_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, bits: int,
+                          styles: dict[str, Style], path: Path, formats: Iterable[str]) -> list[Path]:
+    """Precision of the top N against N (log scale), every method, one bit length."""
+    plt = _pyplot()
+    cells = data.cells(group)
+    cells = cells[(cells.protocol == protocol.key) & (cells.bits == bits)]
+    fig, ax = plt.subplots(figsize=FIGSIZE["precision_at_n"], layout="constrained")
+    handles: dict[str, Any] = {}
+    for method, display, _ in _methods(cells):
+        rows = cells.index[cells.method == method]
+        curves = [data.curves(r) for r in rows]
+        prec = _seed_mean([c.get("precision_at_n") for c in curves])
+        n = curves[0].get("precision_at_n_n") if curves else None
+        if prec is None or n is None:
+            continue
+        # N beyond the database is evaluated at the whole database: plot where it was measured
+        ev = data.frame.at[rows[0], "cell"].record.get("evaluation", {})
+        eff = ev.get("precision_at_effective")
+        x = np.asarray(eff if eff is not None and len(eff) == len(n) else n, dtype=np.float64)
+        (h,) = ax.plot(x, prec, label=display, linewidth=1.4, markersize=6, **styles[method].kw())
+        handles[display] = h
+    if protocol.chance is not None:
+        handles["Chance"] = ax.axhline(protocol.chance, **CHANCE_STYLE)
+    ax.set_xscale("log")
+    ax.set_xlabel("N (number of top-ranked items)")
+    ax.set_ylabel("Precision@N")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(f"{protocol.label}, {bits} bits: precision@N{_subtitle(protocol)}", fontsize="medium")
+    _legend(fig, handles)
+    return _save(fig, path, formats)
+
+
+def map_vs_bits_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, metrics: list[str],
+                       styles: dict[str, Style], path: Path, formats: Iterable[str]) -> list[Path]:
+    """Each mAP@K against the bit length, one panel per K; error bars: std over seeds."""
+    plt = _pyplot()
+    cells = data.cells(group)
+    cells = cells[cells.protocol == protocol.key]
+    metrics = [m for m in metrics if m.startswith("mAP@") and m in cells and cells[m].notna().any()]
+    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=FIGSIZE["map_vs_bits"], layout="constrained",
+                             squeeze=False)
+    handles: dict[str, Any] = {}
+    bits_all = sorted(set(cells.bits))
+    methods = _methods(cells)
+    # dodge the methods sideways a little so that their error bars do not hide each other
+    span = (max(bits_all) - min(bits_all)) or 8
+    dodge = {m: (i - (len(methods) - 1) / 2) * span * 0.008 for i, (m, _, _) in enumerate(methods)}
+    for ax, metric in zip(axes[0], metrics):
+        stats = cells.groupby(["method", "bits"])[metric].agg(["mean", "std", "count"]).reset_index()
+        for method, display, _ in methods:
+            s = stats[stats.method == method].sort_values("bits")
+            if s.empty:
+                continue
+            err = s["std"].fillna(0).to_numpy() if (s["count"] > 1).any() else None
+            h = ax.errorbar(s["bits"] + dodge[method], s["mean"], yerr=err, label=display, linewidth=1.4,
+                            markersize=6, capsize=3 if err is not None else 0, **styles[method].kw())
+            handles[display] = h
+        if protocol.chance is not None:
+            handles["Chance"] = ax.axhline(protocol.chance, **CHANCE_STYLE)
+        ax.set_xticks(bits_all)
+        ax.set_xlabel("Code length (bits)")
+        ax.set_ylabel(metric)
+        eff = protocol.topk_effective.get(metric)
+        k = metric.partition("@")[2]
+        note = f" (K = whole database, {eff:,})" if eff is not None and k.isdigit() and eff < int(k) else ""
+        ax.set_title(metric + note, fontsize="medium")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"{protocol.label}: mAP against code length{_subtitle(protocol)}", fontsize="medium")
+    _legend(fig, handles)
+    return _save(fig, path, formats)
+
+
+def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, method: str,
+                path: Path, formats: Iterable[str]) -> list[Path]:
+    """Training loss per component (UDHT's Figure 4) of one method: one panel per component, a line per bit length.
+
+    The lowest seed of each bit length is drawn (one training run, as in the paper). The
+    x axis is the index of the recorded value (an epoch or an iteration, as the method
+    records them); a panel uses a log scale when its values are positive and span more
+    than two decades.
+    """
+    plt = _pyplot()
+    cells = data.cells(group)
+    cells = cells[(cells.protocol == protocol.key) & (cells.method == method)]
+    cells = cells.sort_values(["bits", "seed"]).drop_duplicates("bits")
+    histories = {int(b): (data.frame.at[r, "cell"].record.get("history") or {}) for r, b in zip(cells.index, cells.bits)}
+    components = sorted({k for h in histories.values() for k, v in h.items() if isinstance(v, list) and v})
+    ncols = min(4, max(1, len(components)))
+    nrows = int(np.ceil(max(1, len(components)) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=FIGSIZE["loss"], layout="constrained", squeeze=False)
+    handles: dict[str, Any] = {}
+    bit_styles = method_styles((f"{b} bits", True) for b in histories)
+    for ax, comp in zip(axes.ravel(), components):
+        values = []
+        for b, hist in histories.items():
+            y = np.asarray(hist.get(comp) or [], dtype=np.float64)
+            if y.size == 0:
+                continue
+            values.append(y)
+            st = bit_styles[f"{b} bits"]
+            (h,) = ax.plot(np.arange(1, y.size + 1), y, color=st.color, linestyle="-", marker=st.marker,
+                           markevery=max(1, y.size // 8), markersize=4, linewidth=1.3)
+            handles[f"{b} bits"] = h
+        allv = np.concatenate(values) if values else np.array([])
+        finite = allv[np.isfinite(allv)]
+        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+            ax.set_yscale("log")
+        ax.set_title(comp, fontsize="medium")
+        ax.set_xlabel("Training step (epoch or iteration, as recorded)")
+        ax.set_ylabel("Loss")
+        ax.grid(True, alpha=0.3)
+    for ax in axes.ravel()[len(components):]:
+        ax.set_visible(False)
+    display = cells.display_name.iloc[0] if len(cells) else method
+    seeds = sorted(set(int(x) for x in cells.seed))
+    seed_note = f", seed {seeds[0]}" if len(seeds) == 1 else ", lowest seed per code length"
+    fig.suptitle(f"{display} on {protocol.label}: training loss per component{seed_note}{_subtitle(protocol)}",
+                 fontsize="medium")
+    _legend(fig, handles, title="Code length")
+    return _save(fig, path, formats)
+
+
+def write_figures(data: ReportData, group: ConventionGroup, folder: Path, formats: Iterable[str],
+                  metrics: list[str]) -> dict[str, list[Path]]:
+    """Every figure of one convention group, under ``folder``; returns paths by kind."""
+    formats = tuple(formats)
+    cells = data.cells(group)
+    styles = method_styles((m, d) for m, _, d in _methods(cells))
+    out: dict[str, list[Path]] = {"pr": [], "precision_at_n": [], "map_vs_bits": [], "loss": []}
+    for pkey in sorted(set(cells.protocol), key=lambda k: (data.protocols[k].label, k)):
+        p = data.protocols[pkey]
+        ps = slug(p.label)
+        sub = cells[cells.protocol == pkey]
+        out["map_vs_bits"] += map_vs_bits_figure(data, group, p, metrics, styles, folder / f"map_vs_bits_{ps}", formats)
+        for b in sorted(set(sub.bits)):
+            out["pr"] += pr_curve_figure(data, group, p, int(b), styles, folder / f"pr_{ps}_{b}bits", formats)
+            out["precision_at_n"] += precision_at_n_figure(
+                data, group, p, int(b), styles, folder / f"precision_at_n_{ps}_{b}bits", formats
+            )
+        for method in sorted(set(sub.method)):
+            rows = sub[sub.method == method]
+            if any(_has_history(data.frame.at[r, "cell"].record) for r in rows.index):
+                out["loss"] += loss_figure(data, group, p, method, folder / f"loss_{ps}_{slug(method)}", formats)
+    return out
+
+
+def _has_history(record: dict[str, Any]) -> bool:
+    hist = record.get("history") or {}
+    return any(isinstance(v, list) and len(v) > 0 for v in hist.values())
