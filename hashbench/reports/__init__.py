@@ -64,6 +64,7 @@ def generate_reports(
     out: str | Path,
     *,
     formats: Iterable[str] = ("png", "pdf"),
+    figures: bool = True,
     test: str = "bootstrap",
     alpha: float = 0.05,
     n_boot: int = 5000,
@@ -76,6 +77,7 @@ def generate_reports(
         out: the report folder; files this function wrote before and does not write again
             (e.g. figures of a method since removed) are deleted, nothing else is touched.
         formats: figure formats, any of "png", "pdf", "svg".
+        figures: False writes the tables and the index only (fast).
         test: the paired test that decides the daggers: "bootstrap" (paired bootstrap of
             the mean difference, default) or "wilcoxon" (signed-rank test).
         alpha: its significance level.
@@ -102,7 +104,7 @@ def generate_reports(
     paths = ReportPaths(index=out_path / "index.md")
 
     tables: dict[ConventionGroup, list[tuple[MetricTable, dict[str, Path]]]] = {}
-    figures: dict[ConventionGroup, dict[str, list[Path]]] = {}
+    figs: dict[ConventionGroup, dict[str, list[Path]]] = {}
     sig_files: dict[ConventionGroup, Path | None] = {}
     for group in data.groups:
         base = out_path if len(data.groups) == 1 else out_path / group.slug
@@ -134,31 +136,38 @@ def generate_reports(
                 w.writerows(sig_rows)
             paths.significance.append(sig)
             sig_files[group] = sig
-        figures[group] = write_figures(data, group, base / "figures", formats, metrics)
-        paths.figures += [p for ps in figures[group].values() for p in ps]
+        if figures:
+            figs[group] = write_figures(data, group, base / "figures", formats, metrics)
+            paths.figures += [p for ps in figs[group].values() for p in ps]
 
     write_index(
         data,
         out_path,
         tables=tables,
-        figures=figures,
+        figures=figs,
         significance=sig_files,
         results_arg=str(results),
         out_arg=str(out),
         version=__version__,
     )
-    _prune_stale(out_path, paths)
+    _prune_stale(out_path, paths, keep_figures=not figures)
     return paths
 
 
-def _prune_stale(out: Path, paths: ReportPaths) -> None:
-    """Delete files that an earlier report wrote and this one did not; remember what this one wrote."""
+def _prune_stale(out: Path, paths: ReportPaths, *, keep_figures: bool) -> None:
+    """Delete files that an earlier report wrote and this one did not; remember what this one wrote.
+
+    With ``keep_figures`` (a tables-only run) earlier figures are left alone and stay listed.
+    """
     manifest = out / _MANIFEST
     now = sorted(p.relative_to(out).as_posix() for p in paths.all())
     try:
-        before = json.loads(manifest.read_text()).get("files", [])
+        before = [str(x) for x in json.loads(manifest.read_text()).get("files", [])]
     except (OSError, ValueError, AttributeError):
         before = []
+    if keep_figures:
+        kept = [rel for rel in before if "figures" in Path(rel).parts and (out / rel).is_file()]
+        now = sorted(set(now) | set(kept))
     for rel in set(before) - set(now):
         target = out / rel
         # only plain files inside ``out``: a damaged manifest must not reach anywhere else
