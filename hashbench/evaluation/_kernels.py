@@ -88,18 +88,22 @@ def fill_permutations(seed: np.uint64, q0: int, out: np.ndarray) -> None:
 
 @njit(inline="always", cache=True)
 def _pass1(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: int,
-           single: bool, perm: np.ndarray, store: bool, cnt2: np.ndarray, lst: np.ndarray,
-           sp: int, so: int) -> int:
+           single: bool, perm: np.ndarray, store: bool, cnt: np.ndarray, lst: np.ndarray,
+           sp: int, w: int) -> int:
     """Counting pass for query q, in tie order (``perm`` if non-empty, else index order).
 
-    cnt2[2 d + rel] counts items per (distance, relevance). Because items arrive in tie
-    order, the running counts are each item's position p within its distance group and,
-    for a relevant item, its ordinal o among the group's relevant items; if ``store``, every
-    relevant item is appended to ``lst`` as d | p << sp | o << so (branch-free compaction:
-    the slot is always written and the length advances by rel). Returns the list length.
+    cnt[d] packs two counters of distance group d: items (low w bits) and relevant items
+    (from bit w up), so one add updates both. Because items arrive in tie order, after
+    the add they are the item's position p within its group and, for a relevant item, its
+    ordinal o among the group's relevant items. If ``store``, every relevant item is
+    appended to ``lst`` as d | cnt[d] << sp (branch-free compaction: the slot is always
+    written and the length advances by rel). Returns the list length.
     """
     n = dc.shape[0]
     nr = 0
+    one = np.uint64(1)
+    ush = np.uint64(w)
+    usp = np.uint64(sp)
     if perm.shape[0] == 0 and qc.shape[1] == 1 and not single and ql.shape[1] == 1:
         # the common case (b <= 64, L <= 64), written out so that it compiles to a tight loop
         qw = qc[q, 0]
@@ -107,69 +111,83 @@ def _pass1(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: in
         for i in range(n):
             d = _popcount(qw ^ dc[i, 0])
             r = np.uint64((lw & dl[i, 0]) != 0)
-            key = (d << np.uint64(1)) | r
-            c = cnt2[key] + 1
-            cnt2[key] = c
+            c = cnt[d] + (one + (r << ush))
+            cnt[d] = c
             if store:
-                p = c + cnt2[key ^ np.uint64(1)]
-                lst[nr] = d | (np.uint64(p) << np.uint64(sp)) | (np.uint64(c) << np.uint64(so))
+                lst[nr] = d | (c << usp)
                 nr += int(r)
         return nr
     for t in range(n):
         i = perm[t] if perm.shape[0] > 0 else t
         d = np.uint64(0)
-        for w in range(qc.shape[1]):
-            d += _popcount(qc[q, w] ^ dc[i, w])
+        for k in range(qc.shape[1]):
+            d += _popcount(qc[q, k] ^ dc[i, k])
         if single:
             rb = ql[q, 0] == dl[i, 0]
         else:
             rb = False
-            for w in range(ql.shape[1]):
-                rb |= (ql[q, w] & dl[i, w]) != 0
+            for k in range(ql.shape[1]):
+                rb |= (ql[q, k] & dl[i, k]) != 0
         r = np.uint64(rb)
-        key = (d << np.uint64(1)) | r
-        c = cnt2[key] + 1
-        cnt2[key] = c
+        c = cnt[d] + (one + (r << ush))
+        cnt[d] = c
         if store:
-            p = c + cnt2[key ^ np.uint64(1)]
-            lst[nr] = d | (np.uint64(p) << np.uint64(sp)) | (np.uint64(c) << np.uint64(so))
+            lst[nr] = d | (c << usp)
             nr += int(r)
     return nr
+
+
+def max_db_items(nbits: int) -> int:
+    """rank_kernel packs (distance, position, ordinal) into 64 bits: N must stay below this."""
+    sp = max(1, (nbits + 1).bit_length())
+    return 1 << ((64 - sp) // 2)
+
+
+@njit(cache=True)
+def _layout(nd: int) -> tuple:
+    """Bit layout of the packed entries: d in bits 0..sp-1, p in the next w, o above."""
+    sp = 1
+    while (1 << sp) <= nd:
+        sp += 1
+    return sp, (64 - sp) // 2
 
 
 @njit(parallel=True, cache=True)
 def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, single: bool,
                 nbits: int, cut: np.ndarray, levels: int, random: bool, seed: np.uint64,
-                q_offset: int, hist: np.ndarray, relhist: np.ndarray, s_out: np.ndarray,
-                r_out: np.ndarray, pr_rank: np.ndarray) -> None:
+                q_offset: int, inv: np.ndarray, hist: np.ndarray, relhist: np.ndarray,
+                s_out: np.ndarray, r_out: np.ndarray, pr_rank: np.ndarray) -> None:
     """Per-query summaries under a total tie order (index, or seeded random).
 
     Outputs (row q): hist[q, d] items and relhist[q, d] relevant items at distance d;
     s_out[q, c] = sum of ordinal/rank and r_out[q, c] = count over relevant items with
     rank <= cut[c] (cut ascending, each in 0..N); pr_rank[q, j] = rank of the m_j-th
-    relevant item, m_j = ceil((j + 1) R / levels) (0 where R = 0).
+    relevant item, m_j = ceil((j + 1) R / levels) (0 where R = 0). inv[k] = 1/k, k <= N
+    (a multiplication by it replaces a division per relevant item: error <= 1 ulp).
     """
     nq = qc.shape[0]
     n = dc.shape[0]
     nd = nbits + 1
     nc = cut.shape[0]
-    sp = 1
-    while (1 << sp) <= nd:
-        sp += 1                      # bits of d
-    so = sp + (64 - sp) // 2         # p in bits sp..so-1, o in so..63
-    pmask = np.uint64((1 << (so - sp)) - 1)
+    sp, w = _layout(nd)
+    pmask = np.uint64((1 << w) - 1)
     dmask = np.uint64((1 << sp) - 1)
+    usp = np.uint64(sp)
+    uw = np.uint64(w)
     nchunks = min(nq, 64)
     for ch in prange(nchunks):
-        qa = ch * nq // nchunks
-        qz = (ch + 1) * nq // nchunks
         lst = np.empty(n, np.uint64)
         side = np.empty(n, np.int64)
         perm = np.empty(n if random else 0, np.int64)
-        cnt2 = np.zeros(2 * nd, np.int64)
-        start = np.zeros(nd, np.int64)      # items ranked before distance group d
-        rstart = np.zeros(nd, np.int64)     # relevant items ranked before group d
-        gsum = np.zeros(nd)                 # sum of ordinal/rank over group d's relevant
+        cnt = np.zeros(nd, np.uint64)
+        nitems = np.zeros(nd, np.int64)
+        nrel = np.zeros(nd, np.int64)
+        base = np.zeros(nd, np.uint64)      # start | rstart << w: items / relevant before d
+        start = np.zeros(nd, np.int64)
+        rstart = np.zeros(nd, np.int64)
+        # sums of ordinal/rank over group d's relevant items, in 4 interleaved copies so that
+        # consecutive items of one group do not wait on each other's store
+        gsum = np.zeros((4, nd))
         strad = np.zeros(nd, np.int64)      # 1 if some cut-off falls inside group d
         slo = np.zeros(nd, np.int64)        # cut-offs slo[d]..shi[d]-1 fall inside group d
         shi = np.zeros(nd, np.int64)
@@ -179,19 +197,23 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
         mlev = np.zeros(levels + 1, np.int64)
         ps = np.zeros(nc)
         pc = np.zeros(nc, np.int64)
-        for q in range(qa, qz):
+        for q in range(ch * nq // nchunks, (ch + 1) * nq // nchunks):
             if random:
                 fill_permutation(seed, np.uint64(q_offset + q), perm)
-            cnt2[:] = 0
-            nr = _pass1(qc, dc, ql, dl, q, single, perm, True, cnt2, lst, sp, so)
+            cnt[:] = 0
+            nr = _pass1(qc, dc, ql, dl, q, single, perm, True, cnt, lst, sp, w)
             a = 0
             ra = 0
             for d in range(nd):
+                nitems[d] = int(cnt[d] & pmask)
+                nrel[d] = int(cnt[d] >> uw)
                 start[d] = a
                 rstart[d] = ra
-                a += cnt2[2 * d] + cnt2[2 * d + 1]
-                ra += cnt2[2 * d + 1]
-                gsum[d] = 0.0
+                base[d] = np.uint64(a) | (np.uint64(ra) << uw)
+                a += nitems[d]
+                ra += nrel[d]
+                for u in range(4):
+                    gsum[u, d] = 0.0
                 strad[d] = 0
                 shi[d] = 0
                 slo[d] = 0
@@ -199,7 +221,7 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
             g = 0
             for ci in range(nc):
                 c = cut[ci]
-                while g < nd and start[g] + cnt2[2 * g] + cnt2[2 * g + 1] <= c:
+                while g < nd and start[g] + nitems[g] <= c:
                     g += 1
                 full[ci] = g
                 if g < nd and start[g] < c:
@@ -219,50 +241,47 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
                 while lp < levels and mlev[lp] <= rstart[d]:
                     lp += 1
                 lptr[d] = lp
-                rd = cnt2[2 * d + 1]
-                lnext[d] = mlev[lp] - rstart[d] if (lp < levels and rd > 0 and rtot > 0
-                                                    and mlev[lp] <= rstart[d] + rd) else -1
-            # pass 2, over relevant items only: exact rank and ordinal, in one division each
+                lnext[d] = mlev[lp] - rstart[d] if (
+                    lp < levels and mlev[lp] <= rstart[d] + nrel[d]) else -1
+            # pass 2, over relevant items only: (p, o) + base[d] = (rank, ordinal) at once
             ns = 0
             for t in range(nr):
                 e = lst[t]
                 d = int(e & dmask)
-                p = int((e >> np.uint64(sp)) & pmask)
-                o = int(e >> np.uint64(so))
-                rank = start[d] + p
-                ordn = rstart[d] + o
-                gsum[d] += ordn / rank
+                x = (e >> usp) + base[d]
+                rank = int(x & pmask)
+                ordn = int(x >> uw)
+                gsum[t & 3, d] += ordn * inv[rank]
                 side[ns] = t
                 ns += strad[d]
-                if lnext[d] == o:   # rare: this item sits at one or more PR levels
+                if lnext[d] == ordn - rstart[d]:   # rare: this item sits at PR levels
                     lv = lptr[d]
                     while lv < levels and mlev[lv] == ordn:
                         pr_rank[q, lv] = rank
                         lv += 1
                     lptr[d] = lv
                     lnext[d] = mlev[lv] - rstart[d] if (
-                        lv < levels and mlev[lv] <= rstart[d] + cnt2[2 * d + 1]) else -1
+                        lv < levels and mlev[lv] <= rstart[d] + nrel[d]) else -1
             # items of groups that a cut-off splits: compare their rank with each such cut
             for u in range(ns):
                 e = lst[side[u]]
                 d = int(e & dmask)
-                p = int((e >> np.uint64(sp)) & pmask)
-                o = int(e >> np.uint64(so))
-                rank = start[d] + p
-                val = (rstart[d] + o) / rank
+                x = (e >> usp) + base[d]
+                rank = int(x & pmask)
+                val = int(x >> uw) * inv[rank]
                 for ci in range(slo[d], shi[d]):
                     if rank <= cut[ci]:
                         ps[ci] += val
                         pc[ci] += 1
             for d in range(nd):
-                hist[q, d] = cnt2[2 * d] + cnt2[2 * d + 1]
-                relhist[q, d] = cnt2[2 * d + 1]
+                hist[q, d] = nitems[d]
+                relhist[q, d] = nrel[d]
             for ci in range(nc):
                 s = ps[ci]
                 rc = pc[ci]
                 for d in range(full[ci]):
-                    s += gsum[d]
-                    rc += cnt2[2 * d + 1]
+                    s += (gsum[0, d] + gsum[1, d]) + (gsum[2, d] + gsum[3, d])
+                    rc += nrel[d]
                 s_out[q, ci] = s
                 r_out[q, ci] = rc
 
@@ -273,17 +292,19 @@ def hist_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
     """Only the per-distance counts (all that tie-aware metrics need)."""
     nq = qc.shape[0]
     nd = hist.shape[1]
+    w = 32
+    pmask = np.uint64((1 << w) - 1)
     nchunks = min(nq, 64)
     for ch in prange(nchunks):
-        cnt2 = np.zeros(2 * nd, np.int64)
+        cnt = np.zeros(nd, np.uint64)
         lst = np.empty(0, np.uint64)
         perm = np.empty(0, np.int64)
         for q in range(ch * nq // nchunks, (ch + 1) * nq // nchunks):
-            cnt2[:] = 0
-            _pass1(qc, dc, ql, dl, q, single, perm, False, cnt2, lst, 1, 2)
+            cnt[:] = 0
+            _pass1(qc, dc, ql, dl, q, single, perm, False, cnt, lst, 1, w)
             for d in range(nd):
-                hist[q, d] = cnt2[2 * d] + cnt2[2 * d + 1]
-                relhist[q, d] = cnt2[2 * d + 1]
+                hist[q, d] = int(cnt[d] & pmask)
+                relhist[q, d] = int(cnt[d] >> np.uint64(w))
 
 
 # --------------------------------------------------------------------------- tie-aware
@@ -498,3 +519,10 @@ def tie_aware_kernel(hist: np.ndarray, relhist: np.ndarray, cut: np.ndarray, lev
                     d += 1
                 prprec[q, lv] = _level_precision(hi, lo, mrel, start[d], rstart[d],
                                                  hist[q, d], relhist[q, d])
+
+
+def reciprocals(n: int) -> np.ndarray:
+    """inv[k] = 1/k for k = 1..n (inv[0] = 0), correctly rounded."""
+    inv = np.zeros(n + 1)
+    inv[1:] = 1.0 / np.arange(1, n + 1, dtype=np.float64)
+    return inv

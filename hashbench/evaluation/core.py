@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from hashbench.errors import ConfigError
+from hashbench.errors import ConfigError, DataError
 from hashbench.evaluation import _kernels
 from hashbench.evaluation._inputs import Packed, pack_inputs
 from hashbench.evaluation.config import EvalConfig, topk_key
@@ -94,12 +94,17 @@ def _summaries(p: Packed, cfg: EvalConfig, cut: np.ndarray, device: str) -> Dict
                                  hist, relhist)
             out = {"hist": hist, "relhist": relhist}
         else:
+            n_db = p.db_codes.shape[0]
+            if n_db >= _kernels.max_db_items(p.bits):
+                raise DataError(
+                    f"a database of {n_db} items is too large for one evaluation at {p.bits} "
+                    f"bits (at most {_kernels.max_db_items(p.bits) - 1})")
             s = np.zeros((nq, len(cut)))
             r = np.zeros((nq, len(cut)), np.int64)
             pr_rank = np.zeros((nq, levels), np.int64)
             _kernels.rank_kernel(p.q_codes, p.db_codes, p.q_labels, p.db_labels, p.single,
                                  p.bits, cut, levels, cfg.ties == "random", seed, 0,
-                                 hist, relhist, s, r, pr_rank)
+                                 _kernels.reciprocals(n_db), hist, relhist, s, r, pr_rank)
             out = {"hist": hist, "relhist": relhist, "s": s, "r": r, "pr_rank": pr_rank}
     if cfg.ties == "tie-aware":
         nq = out["hist"].shape[0]
