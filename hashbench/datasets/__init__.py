@@ -13,6 +13,7 @@ from .base import (
     relevant_pair_fraction,
 )
 from . import synthetic  # noqa: F401  (registers "synthetic")
+from . import cifar10, manifest, mirflickr, nuswide  # noqa: F401,E402  (register the real datasets)
 
 __all__ = [
     "HashingDataset",
