@@ -123,7 +123,7 @@ class Protocol:
         """The features in words; random weights are said plainly, in capitals."""
         text = self.features_description or json.dumps(self.backbone, sort_keys=True)
         if self.random_weights:
-            text += " -- RANDOM (untrained) backbone weights, NOT ImageNet: these numbers are not comparable to published ones"
+            text += " -- RANDOM (untrained) backbone weights, NOT ImageNet features: not comparable to published numbers"
         return text
 
     def describe_split(self) -> str:

@@ -12,8 +12,8 @@ Every method keeps one style in every figure: a colour (10 colours) and a marker
 methods and dashed ones for non-deep methods, as the tables group them. The chance level
 is a grey dotted line. Legends sit outside the axes, to the right, with ``constrained``
 layout, so the saved image has exactly the figure's size: ``FIGSIZE[kind]`` inches at
-``DPI``. The Agg backend is used (no display needed); PDFs carry no creation date, so
-regenerating a report from the same results gives the same files.
+``DPI``. Figures are drawn on the Agg canvas without pyplot (no display needed, and the
+caller's pyplot backend is not touched); PDFs carry no creation date.
 """
 
 from __future__ import annotations
@@ -38,15 +38,29 @@ COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
            "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 CHANCE_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.5}
+LOSS_LINESTYLES = ("-", "--", "-.", ":")
+#: What UDHT's loss components are, for the panel titles (the paper's equations are unnumbered).
+UDHT_COMPONENTS = {
+    "L1": "L1: pairwise similarity (sec. 3.4.1)",
+    "L2": "L2: mini-batch hinge (sec. 3.4.2)",
+    "L3": "L3: quantisation (sec. 3.4.3)",
+    "L4": "L4: contrastive, baseline (sec. 3.5)",
+}
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(kind: str, nrows: int = 1, ncols: int = 1):
+    """A figure of ``FIGSIZE[kind]`` with its axes, drawn by the Agg canvas.
 
-    matplotlib.use("Agg", force=True)  # no display: reports are written from scripts and CI
-    import matplotlib.pyplot as plt
+    Built with ``matplotlib.figure.Figure`` rather than pyplot: no display is needed and
+    the caller's pyplot state (backend, open figures, e.g. in a notebook) is left alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=FIGSIZE[kind], layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
 
 
 @dataclass(frozen=True)
@@ -68,7 +82,6 @@ def method_styles(methods: Iterable[tuple[str, bool]]) -> dict[str, Style]:
 
 
 def _save(fig, path: Path, formats: Iterable[str]) -> list[Path]:
-    plt = _pyplot()
     written = []
     path.parent.mkdir(parents=True, exist_ok=True)
     for fmt in formats:
@@ -76,7 +89,6 @@ def _save(fig, path: Path, formats: Iterable[str]) -> list[Path]:
         meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None} if fmt == "png" else None
         fig.savefig(target, format=fmt, dpi=DPI, metadata=meta)
         written.append(target)
-    plt.close(fig)
     return written
 
 
@@ -89,10 +101,17 @@ def _legend(fig, handles_labels: dict[str, Any], *, title: str | None = None) ->
         list(handles_labels.keys()),
         loc="outside right upper",
         title=title,
+        title_fontsize="small",
+        alignment="left",
         fontsize="small" if n <= 14 else "x-small",
         ncols=1 if n <= 20 else 2,
         frameon=False,
     )
+
+
+def _kinds_title(cells) -> str | None:
+    """Say what the line styles mean when deep and non-deep methods share a figure."""
+    return "solid: deep\ndashed: non-deep" if cells["deep"].nunique() > 1 else None
 
 
 def _seed_mean(arrays: list[np.ndarray]) -> np.ndarray | None:
@@ -114,10 +133,10 @@ def _subtitle(protocol: Protocol) -> str:
 def pr_curve_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, bits: int,
                     styles: dict[str, Style], path: Path, formats: Iterable[str]) -> list[Path]:
     """Precision against recall for every method at one bit length (UDHT's Figure 2)."""
-    plt = _pyplot()
     cells = data.cells(group)
     cells = cells[(cells.protocol == protocol.key) & (cells.bits == bits)]
-    fig, ax = plt.subplots(figsize=FIGSIZE["pr"], layout="constrained")
+    fig, axes = _subplots("pr")
+    ax = axes[0, 0]
     handles: dict[str, Any] = {}
     for i, (method, display, _) in enumerate(_methods(cells)):
         rows = cells.index[cells.method == method]
@@ -137,17 +156,17 @@ def pr_curve_figure(data: ReportData, group: ConventionGroup, protocol: Protocol
     ax.set_xlim(0, 1)
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{protocol.label}, {bits} bits: precision-recall{_subtitle(protocol)}", fontsize="medium")
-    _legend(fig, handles)
+    _legend(fig, handles, title=_kinds_title(cells))
     return _save(fig, path, formats)
 
 
 def precision_at_n_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, bits: int,
                           styles: dict[str, Style], path: Path, formats: Iterable[str]) -> list[Path]:
     """Precision of the top N against N (log scale), every method, one bit length."""
-    plt = _pyplot()
     cells = data.cells(group)
     cells = cells[(cells.protocol == protocol.key) & (cells.bits == bits)]
-    fig, ax = plt.subplots(figsize=FIGSIZE["precision_at_n"], layout="constrained")
+    fig, axes = _subplots("precision_at_n")
+    ax = axes[0, 0]
     handles: dict[str, Any] = {}
     for method, display, _ in _methods(cells):
         rows = cells.index[cells.method == method]
@@ -169,19 +188,17 @@ def precision_at_n_figure(data: ReportData, group: ConventionGroup, protocol: Pr
     ax.set_ylabel("Precision@N")
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(f"{protocol.label}, {bits} bits: precision@N{_subtitle(protocol)}", fontsize="medium")
-    _legend(fig, handles)
+    _legend(fig, handles, title=_kinds_title(cells))
     return _save(fig, path, formats)
 
 
 def map_vs_bits_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, metrics: list[str],
                        styles: dict[str, Style], path: Path, formats: Iterable[str]) -> list[Path]:
     """Each mAP@K against the bit length, one panel per K; error bars: std over seeds."""
-    plt = _pyplot()
     cells = data.cells(group)
     cells = cells[cells.protocol == protocol.key]
     metrics = [m for m in metrics if m.startswith("mAP@") and m in cells and cells[m].notna().any()]
-    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=FIGSIZE["map_vs_bits"], layout="constrained",
-                             squeeze=False)
+    fig, axes = _subplots("map_vs_bits", 1, max(1, len(metrics)))
     handles: dict[str, Any] = {}
     bits_all = sorted(set(cells.bits))
     methods = _methods(cells)
@@ -209,7 +226,7 @@ def map_vs_bits_figure(data: ReportData, group: ConventionGroup, protocol: Proto
         ax.set_title(metric + note, fontsize="medium")
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"{protocol.label}: mAP against code length{_subtitle(protocol)}", fontsize="medium")
-    _legend(fig, handles)
+    _legend(fig, handles, title=_kinds_title(cells))
     return _save(fig, path, formats)
 
 
@@ -222,7 +239,6 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
     records them); a panel uses a log scale when its values are positive and span more
     than two decades.
     """
-    plt = _pyplot()
     cells = data.cells(group)
     cells = cells[(cells.protocol == protocol.key) & (cells.method == method)]
     cells = cells.sort_values(["bits", "seed"]).drop_duplicates("bits")
@@ -230,7 +246,7 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
     components = sorted({k for h in histories.values() for k, v in h.items() if isinstance(v, list) and v})
     ncols = min(4, max(1, len(components)))
     nrows = int(np.ceil(max(1, len(components)) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=FIGSIZE["loss"], layout="constrained", squeeze=False)
+    fig, axes = _subplots("loss", nrows, ncols)
     handles: dict[str, Any] = {}
     bit_styles = method_styles((f"{b} bits", True) for b in histories)
     for ax, comp in zip(axes.ravel(), components):
@@ -241,14 +257,16 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
                 continue
             values.append(y)
             st = bit_styles[f"{b} bits"]
-            (h,) = ax.plot(np.arange(1, y.size + 1), y, color=st.color, linestyle="-", marker=st.marker,
+            # line styles differ too, so that code lengths with equal losses stay visible
+            ls = LOSS_LINESTYLES[list(histories).index(b) % len(LOSS_LINESTYLES)]
+            (h,) = ax.plot(np.arange(1, y.size + 1), y, color=st.color, linestyle=ls, marker=st.marker,
                            markevery=max(1, y.size // 8), markersize=4, linewidth=1.3)
             handles[f"{b} bits"] = h
         allv = np.concatenate(values) if values else np.array([])
         finite = allv[np.isfinite(allv)]
         if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
             ax.set_yscale("log")
-        ax.set_title(comp, fontsize="medium")
+        ax.set_title(_component_title(method, comp), fontsize="medium")
         ax.set_xlabel("Training step (epoch or iteration, as recorded)")
         ax.set_ylabel("Loss")
         ax.grid(True, alpha=0.3)
@@ -285,6 +303,12 @@ def write_figures(data: ReportData, group: ConventionGroup, folder: Path, format
             if any(_has_history(data.frame.at[r, "cell"].record) for r in rows.index):
                 out["loss"] += loss_figure(data, group, p, method, folder / f"loss_{ps}_{slug(method)}", formats)
     return out
+
+
+def _component_title(method: str, component: str) -> str:
+    if "udht" in method.lower():
+        return UDHT_COMPONENTS.get(component, component)
+    return component
 
 
 def _has_history(record: dict[str, Any]) -> bool:

@@ -118,9 +118,19 @@ class MetricTable:
     def caption(self) -> str:
         """The protocol in words: datasets, splits, features, conventions, and the legend (plain text)."""
         parts = [describe_metric(self.metric, self.protocols) + "."]
+        # datasets that share a split layout and features are described once
+        shared: dict[tuple[str, str], list[Protocol]] = {}
         for p in self.protocols:
-            chance = f"; chance level {p.chance:.4f}" if p.chance is not None else ""
-            parts.append(f"{p.label}: {p.describe_split()}; features: {p.describe_features()}{chance}.")
+            shared.setdefault((p.describe_split(), p.describe_features()), []).append(p)
+        for (split, feats), ps in shared.items():
+            known = [p for p in ps if p.chance is not None]
+            if len(ps) == 1 and known:
+                chance = f"; chance level {known[0].chance:.4f}"
+            elif known:
+                chance = "; chance level " + ", ".join(f"{p.label} {p.chance:.4f}" for p in known)
+            else:
+                chance = ""
+            parts.append(f"{', '.join(p.label for p in ps)}: {split}; features: {feats}{chance}.")
         parts.append(f"Evaluation: Hamming ranking; {self.group.describe()}.")
         legend = (
             f"Best in each column in bold, second underlined (compared as printed, {DECIMALS} decimals)."
@@ -132,14 +142,16 @@ class MetricTable:
                 + "; a number without ± comes from one seed."
             )
         if self.tests:
+            pq = per_query_key(self.metric)
             name = (
-                "two-sided Wilcoxon signed-rank test"
+                f"two-sided Wilcoxon signed-rank test on the per-query {pq} differences"
                 if self.test == "wilcoxon"
-                else f"two-sided paired bootstrap of the mean difference, {self.n_boot:,} resamples, seed {self.boot_seed}"
+                else f"two-sided paired bootstrap of the mean per-query {pq} difference over the queries, "
+                f"{self.n_boot:,} resamples, seed {self.boot_seed}"
             )
             legend += (
-                f" † marks a best method that beats the runner-up significantly ({name} over the queries' "
-                f"per-query {per_query_key(self.metric)}, averaged over seeds per query, p < {self.alpha:g})."
+                f" † marks a best method that beats the runner-up significantly ({name}; per-query values "
+                f"averaged over seeds; p < {self.alpha:g})."
             )
         if self.chance:
             legend += (
