@@ -12,7 +12,6 @@ import io
 import re
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
 import numpy as np

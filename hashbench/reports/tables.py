@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .collect import ConventionGroup, Protocol, ReportData, per_query_key
+from .collect import ConventionGroup, Protocol, ReportData, per_query_key, slug
 from .significance import PairedTest, paired_test
 
 DECIMALS = 4
@@ -203,7 +203,7 @@ class MetricTable:
             has_chance=bool(self.chance),
             groups=[len(self.bits[p.key]) for p in self.protocols],
         )
-        label = label or f"tab:hashbench-{_slug(self.metric)}-{self.group.slug}"
+        label = label or f"tab:hashbench-{slug(self.metric)}-{self.group.slug}"
         return (
             "% hashbench results table; needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
             "\\begin{table}[tbp]\n\\centering\n\\small\n"
@@ -425,12 +425,6 @@ def latex_escape(text: str) -> str:
 
 def _md_escape(text: str) -> str:
     return str(text).replace("|", r"\|")
-
-
-def _slug(text: str) -> str:
-    from .collect import slug
-
-    return slug(text)
 
 
 def _booktabs_layout(tabular: str, *, n_nondeep: int, n_deep: int, has_chance: bool, groups: list[int]) -> str:
