@@ -81,7 +81,7 @@ def test_paper_split_is_seeded_disjoint_and_trains_on_the_database(mir):
     assert not np.intersect1d(a.query, a.database).size
     np.testing.assert_array_equal(a.query, b.query)
     assert not np.array_equal(a.query, c.query)
-    with pytest.raises(DataError, match="cannot give 4 queries and 9999 database items"):
+    with pytest.raises(DataError, match=r"30 items are kept, too few for n_query=4 and n_database=9999; .*-D n_query"):
         get_dataset("mirflickr25k", mir.root, **{**SMALL, "n_database": 9999}).make_split(0)
 
 
@@ -143,3 +143,24 @@ def test_missing_and_corrupt_images(tmp_path):
     for i in range(len(skipping)):
         skipping.load_image(i)
     assert w.corrupt == ["im15"]
+
+
+def test_prepare_checks_archives_and_reports_skipped_images(tmp_path, capsys):
+    from hashbench.cli import main
+
+    write_mirflickr(tmp_path / "data", n=24, corrupt=(15,))
+    archives = tmp_path / "downloads"
+    archives.mkdir()
+    (archives / "mirflickr25k_annotations_v080.zip").write_bytes(b"PK fixture")
+    argv = ["-q", "prepare", "mirflickr25k", "--root", str(tmp_path / "data"), "-D", "min_tag_count=1",
+            "-D", "n_query=3", "-D", "n_database=null", "--no-features", "--skip-corrupt", "--archives",
+            str(archives)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "mirflickr25k.zip: not found in" in out
+    assert "mirflickr25k_annotations_v080.zip: no published checksum is known; its MD5 is" in out
+    assert "skipped images: 1" in out and "im15:" in out and "does not decode" in out
+    assert "query/database overlap 0" in out and "features: not built" in out
+    (archives / "mirflickr25k.zip").write_bytes(b"PK not the real archive")
+    assert main(argv) == 2
+    assert "mirflickr25k.zip: MD5" in capsys.readouterr().err

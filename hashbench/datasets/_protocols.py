@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .base import Split
+from .base import Split, random_split
 
 
 def per_class_split(
@@ -94,3 +94,20 @@ def as_bool(dataset: str, name: str, value: Any) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
         return value.lower() in ("true", "yes", "1")
     raise ConfigError(f"{dataset} dataset: {name} must be true or false, got {value!r}")
+
+
+def sized_random_split(
+    dataset: str, n_items: int, n_query: int, n_database: int | None, n_train: int | None, *, seed: int,
+    protocol: str,
+) -> Split:
+    """``base.random_split``, with an error that names the options when the kept items are too few."""
+    need = n_query + (n_database if n_database is not None else 1)
+    if n_items < need:
+        raise DataError(
+            f"{dataset} ({protocol}): {n_items} items are kept, too few for n_query={n_query}"
+            + (f" and n_database={n_database}" if n_database is not None else " and a database")
+            + "; pass smaller sizes (-D n_query=N, -D n_database=N or -D n_database=null for all the rest)"
+        )
+    if n_train is not None and n_train > (n_database if n_database is not None else n_items - n_query):
+        raise DataError(f"{dataset} ({protocol}): n_train={n_train} exceeds the database size; pass -D n_train=N")
+    return random_split(n_items, n_query, seed=seed, protocol=protocol, n_database=n_database, n_train=n_train)

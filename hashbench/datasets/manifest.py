@@ -48,9 +48,9 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ._images import FileImageDataset
-from ._protocols import as_bool, check_choice, check_count, check_unknown
+from ._protocols import as_bool, check_choice, check_count, check_unknown, sized_random_split
 from ._tags import TagLists, normalise_tag, require_dir, require_file, unique_in_order
-from .base import DatasetReport, Split, random_split, register_dataset
+from .base import DatasetReport, Split, register_dataset
 
 log = logging.getLogger("hashbench")
 DEFAULT_NAMES = ("manifest.csv", "manifest.jsonl")
@@ -197,8 +197,8 @@ class ManifestDataset(FileImageDataset):
 
     # --------------------------------------------------------------- protocol
     def make_split(self, seed: int = 0) -> Split:
-        return random_split(len(self), self.n_query, seed=seed, protocol="manifest-random",
-                            n_database=self.n_database, n_train=self.n_train)
+        return sized_random_split(self.name, len(self), self.n_query, self.n_database, self.n_train, seed=seed,
+                                  protocol="manifest-random")
 
 
 def _split_list(value: Any, sep: str, where: str, key: str) -> list[str]:

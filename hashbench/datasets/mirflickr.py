@@ -67,9 +67,9 @@ import numpy as np
 
 from ..errors import DataError
 from ._images import FileImageDataset, list_image_files
-from ._protocols import as_bool, check_choice, check_count, check_unknown
+from ._protocols import as_bool, check_choice, check_count, check_unknown, sized_random_split
 from ._tags import TagLists, decode, iter_lines, normalise_tag, require_dir, unique_in_order
-from .base import DatasetReport, Split, random_split, register_dataset
+from .base import DatasetReport, Split, register_dataset
 
 #: the 24 potential concepts of mirflickr25k_annotations_v080.zip, in the publisher's (alphabetical) order
 POTENTIAL = (
@@ -274,7 +274,7 @@ class MirFlickr25k(FileImageDataset):
     # --------------------------------------------------------------- protocol
     def make_split(self, seed: int = 0) -> Split:
         """Seeded random queries (blind to labels and tags), then the database, then training items."""
-        return random_split(
-            len(self), self.n_query, seed=seed, protocol=f"mirflickr25k-{self.protocol}",
-            n_database=self.n_database, n_train=self.n_train,
+        return sized_random_split(
+            self.name, len(self), self.n_query, self.n_database, self.n_train, seed=seed,
+            protocol=f"mirflickr25k-{self.protocol}",
         )

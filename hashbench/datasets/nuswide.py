@@ -60,7 +60,7 @@ import numpy as np
 
 from ..errors import DataError
 from ._images import FileImageDataset, list_image_files
-from ._protocols import as_bool, check_choice, check_count, check_unknown, per_class_split
+from ._protocols import as_bool, check_choice, check_count, check_unknown, per_class_split, sized_random_split
 from ._tags import (
     TagLists,
     iter_binary_rows,
@@ -70,7 +70,7 @@ from ._tags import (
     require_dir,
     require_file,
 )
-from .base import DatasetReport, Split, random_split, register_dataset
+from .base import DatasetReport, Split, register_dataset
 
 OFFICIAL_IMAGES = 269648
 # The publisher gives no checksums and several mirrors repackage the archives:
@@ -172,7 +172,7 @@ class NusWide(FileImageDataset):
                 raise DataError(f"{tags_path}: more rows than the {n} images of {files.source}")
             n_tags = block.sum(axis=1, dtype=np.int32)
             keep = np.flatnonzero((n_tags >= self.min_tags) & label_ok[first : first + block.shape[0]])
-            r, c = np.nonzero(block[keep])
+            c = np.flatnonzero(block[keep]) % block.shape[1]  # row-major: grouped by row, in order
             rows.append(keep + first)
             index_parts.append(c.astype(np.int32))
             indptr_parts.append(np.cumsum(n_tags[keep], dtype=np.int64) + total)
@@ -188,6 +188,7 @@ class NusWide(FileImageDataset):
         img_root = self._image_root(root, image_root)
         on_disk = list_image_files(img_root, depth=1)
         ids = [files.ids[i] for i in candidates]
+        prefix = str(img_root) + "/"  # plain string joins: pathlib per item costs seconds at this scale
         paths, present = [], np.zeros(candidates.size, dtype=bool)
         for k, i in enumerate(candidates):
             nested, flat = files.nested[i], files.flat[i]
@@ -197,7 +198,7 @@ class NusWide(FileImageDataset):
                 rel, present[k] = flat, True
             else:
                 rel = nested if layout != "flat" else flat
-            paths.append(str(img_root / rel))
+            paths.append(prefix + rel)
         keep = self._screen_images(ids, paths, present, skip_corrupt=skip_corrupt, missing_is_error=False)
 
         self.ids = [ids[k] for k in np.flatnonzero(keep)]
@@ -221,8 +222,8 @@ class NusWide(FileImageDataset):
             text = line.strip()
             if not text:
                 raise DataError(f"{path}: line {lineno}: empty line (every line names one image)")
-            parts = [p for p in re.split(r"[\\/]", text) if p]
-            if len(parts) < 2 or not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
+            parts = text.replace("\\", "/").rsplit("/", 2)
+            if len(parts) < 2 or not parts[-2] or not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
                 raise DataError(
                     f"{path}: line {lineno}: expected a path like C:\\ImageData\\Flickr\\actor\\0001_2124494179.jpg,"
                     f" got {text!r}"
@@ -287,7 +288,8 @@ class NusWide(FileImageDataset):
                 self.labels, self.n_query_per_class, self.n_train_per_class, seed=seed,
                 protocol="nuswide-tc21", class_names=self.label_names,
             )
-        return random_split(len(self), self.n_query, seed=seed, protocol="nuswide-paper", n_database=self.n_database)
+        return sized_random_split(self.name, len(self), self.n_query, self.n_database, None, seed=seed,
+                                  protocol="nuswide-paper")
 
 
 class _ImageList:
