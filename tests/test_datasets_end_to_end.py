@@ -104,3 +104,17 @@ def test_prepare_reports_counts_missing_images_and_builds_the_cache(tmp_path, ca
     main(["-q", "prepare", "nuswide", "--root", str(root), "-D", "top_labels=4", "-D", "n_query=5",
           "-D", "n_database=30", "--weights", "random", "--cache-dir", str(tmp_path / "cache")])
     assert "already cached" in capsys.readouterr().out
+
+
+def test_a_corrupt_image_stops_the_run_naming_it_or_is_skipped_and_recorded(tmp_path, capsys):
+    root = tmp_path / "data"
+    write_mirflickr(root, corrupt=(15,))
+    argv = ["-q", "run", "--dataset", "mirflickr25k", "--data-root", str(root), *CASES["mirflickr25k"][1],
+            "--methods", "lsh", "--bits", "8", "--results", str(tmp_path / "res"), "--cache-dir",
+            str(tmp_path / "cache"), "--weights", "random", "--no-report"]
+    assert main(argv) == 2
+    assert "mirflickr/im15.jpg: image does not decode" in capsys.readouterr().err
+    assert main([*argv, "--skip-corrupt"]) == 0
+    stats = json.loads((tmp_path / "res" / "mirflickr25k" / "dataset.json").read_text())["statistics"]
+    assert stats["skipped_images"] == 1 and "im15" in stats["skipped_examples"]
+    assert stats["items"] == 29
