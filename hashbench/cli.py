@@ -230,20 +230,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .datasets.prepare import format_prepare_report, prepare_dataset
-    from .features import BackboneSpec
 
     if args.cache_dir:
         os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
-    backbone = None
-    if not args.no_features:
-        from .datasets import get_dataset  # noqa: F401  (registers datasets)
-        from .datasets.base import _DATASETS
-
-        cls = _DATASETS.get(args.dataset)
-        resize = getattr(cls, "default_resize", 256)
-        crop = getattr(cls, "default_crop", 224)
-        weights = args.weights or getattr(cls, "default_weights", "imagenet")
-        backbone = BackboneSpec(weights=weights, resize=resize, crop=crop)
+    # weights only: prepare builds the spec from the dataset's own preprocessing
+    backbone = None if args.no_features else (args.weights or "default")
     report = prepare_dataset(
         args.dataset,
         args.root,

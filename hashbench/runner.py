@@ -152,7 +152,7 @@ class Runner:
             resize=self.dataset.default_resize,
             crop=self.dataset.default_crop,
         )
-        self.dataset_key = self.dataset.name
+        self.dataset_key = self.dataset.results_key()
         self.root = Path(config.results)
         self._features: dict[str, np.ndarray] | None = None
         self._features_info: dict[str, Any] | None = None
@@ -160,14 +160,9 @@ class Runner:
     # ------------------------------------------------------------- dataset
     def _load_split(self) -> Split:
         if self.config.split_file is not None:
-            path = Path(self.config.split_file)
-            try:
-                data = json.loads(path.read_text())
-            except FileNotFoundError:
-                raise DataError(f"split file {path}: no such file") from None
-            except (ValueError, OSError) as exc:
-                raise DataError(f"split file {path}: not valid JSON ({exc})") from exc
-            return Split.from_json(data, self.dataset.ids, source=f"split file {path}")
+            from .datasets.prepare import load_split
+
+            return load_split(self.config.split_file, self.dataset)
         return self.dataset.make_split(self.config.split_seed)
 
     def _write_dataset_files(self) -> tuple[str, float]:

@@ -204,6 +204,20 @@ class HashingDataset:
         blob = json.dumps(self.fingerprint(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def results_key(self) -> str:
+        """The name of this dataset's folder in the results store.
+
+        The dataset name, plus the protocol when it is not the constructor's
+        default, so that runs under two protocols can share a results folder.
+        """
+        import inspect
+
+        proto = self.config.get("protocol")
+        param = inspect.signature(type(self).__init__).parameters.get("protocol")
+        if proto is None or (param is not None and param.default == proto):
+            return self.name
+        return f"{self.name}-{proto}"
+
     def describe(self, split: Split | None = None) -> dict[str, Any]:
         """Counts and label statistics (``prepare`` prints these)."""
         out: dict[str, Any] = {"dataset": self.name, "items": len(self), "labels": len(self.label_names)}

@@ -138,9 +138,12 @@ def prepare_dataset(
     skipped = dict(getattr(dataset, "skipped", {}) or {})
     report["skipped"] = skipped
     if backbone is not None:
-        from ..features import extract_features
+        from ..features import BackboneSpec, extract_features
 
         union = np.unique(np.concatenate([split.query, split.database, split.train]))
+        if isinstance(backbone, str):  # weights only ("default": the dataset's); its own preprocessing
+            weights = dataset.default_weights if backbone == "default" else backbone
+            backbone = BackboneSpec(weights=weights, resize=dataset.default_resize, crop=dataset.default_crop)
         feats, info = extract_features(dataset, union, backbone, cache=cache, device=device)
         report["features"] = {
             "items": int(feats.shape[0]),
