@@ -34,12 +34,13 @@ def make_data(nq: int, n: int, bits: int, n_labels: int, seed: int = 0
               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Codes and NUS-WIDE-like labels whose codes carry label information.
 
-    Labels: 21 with skewed popularity, at least one per item (chance level about 0.4).
+    Labels: 21 with skewed popularity, at least one per item; chance level about 0.35,
+    as the paper reports for NUS-WIDE.
     Codes: sign of (sum of the item's label prototypes + noise), so that mAP is far
     above chance and distances look like a trained hasher's. Made in blocks (low memory).
     """
     rng = np.random.default_rng(seed)
-    pop = 0.25 * (np.arange(1, n_labels + 1) ** -0.6)
+    pop = 0.37 * (np.arange(1, n_labels + 1) ** -0.6)
     proto = rng.standard_normal((n_labels, bits)).astype(np.float32)
 
     def block(m: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -95,18 +96,22 @@ def best_time(fn, repeats: int) -> Tuple[float, object]:  # type: ignore[no-unty
 
 def speed(args: argparse.Namespace) -> None:
     """Parts 1 and 2."""
+    load0 = os.getloadavg()[0]
     qc, dc, ql, dl = make_data(args.queries, args.db, args.bits, args.labels)
     pairs = args.queries * args.db
     cfg = EvalConfig(topk=(5000, None), precision_at=(), pr_levels=0, device="cpu")
     evaluate(qc[:4], dc[:1000], ql[:4], dl[:1000], cfg)   # load/compile the kernels first
+    cpu0 = time.process_time()
     t_ours, res = best_time(lambda: evaluate(qc, dc, ql, dl, cfg), args.repeats)
+    cpu = (time.process_time() - cpu0) / args.repeats
     m = res.metrics
     print(f"data: Q={args.queries} N={args.db} b={args.bits} L={args.labels}; "
           f"chance={m['chance']:.3f} mAP@5000={m['mAP@5000']:.4f} mAP@all={m['mAP@all']:.4f} "
           f"P@r2={m['P@r2']:.4f}")
     print(f"[1] mAP@5000 + mAP@all + radius PR (ties=index, numba, "
           f"{os.cpu_count()} cores): {t_ours:.3f} s = {pairs / t_ours / 1e9:.2f} billion "
-          f"pairs/s (target >= 0.5)")
+          f"pairs/s (target >= 0.5); CPU time {cpu:.3f} s per run; load average before "
+          f"{load0:.2f} (other processes share these cores: the times include their share)")
     for ties in ("tie-aware", "random"):
         c2 = EvalConfig(topk=(5000, None), precision_at=(), pr_levels=0, device="cpu", ties=ties)
         evaluate(qc[:4], dc[:1000], ql[:4], dl[:1000], c2)
@@ -119,13 +124,16 @@ def speed(args: argparse.Namespace) -> None:
           f"{t_full:.3f} s = {pairs / t_full / 1e9:.2f} billion pairs/s")
 
     nref = min(args.ref_queries, args.queries)
+    # As DeepHash-pytorch calls it: codes are torch.sign(...).numpy() (float32 +-1); labels
+    # are the DataLoader's collated integer tensors, .numpy() (int64).
     rB = dc.astype(np.float32) * 2 - 1
     qB = qc[:nref].astype(np.float32) * 2 - 1
     t0 = time.perf_counter()
-    ref = calc_top_map(rB, qB, dl.astype(np.float32), ql[:nref].astype(np.float32), 5000)
+    ref = calc_top_map(rB, qB, dl.astype(np.int64), ql[:nref].astype(np.int64), 5000)
     t_ref = (time.perf_counter() - t0) * args.queries / nref
     note = "" if nref == args.queries else f" (timed on {nref} queries, scaled to {args.queries})"
-    print(f"[2] CalcTopMap re-implementation, mAP@5000 only: {t_ref:.2f} s{note}; "
+    print(f"[2] CalcTopMap re-implementation (float32 codes, int64 labels), mAP@5000 only: "
+          f"{t_ref:.2f} s{note}; "
           f"ours (mAP@5000 + mAP@all + radius PR): {t_ours:.3f} s; ratio {t_ref / t_ours:.0f}x "
           f"(target >= 30x)")
     ours_sub = evaluate(qc[:nref], dc, ql[:nref], dl, cfg).metrics["mAP@5000"]

@@ -22,7 +22,7 @@ from hashbench.evaluation import (
     evaluate,
     mean_average_precision,
 )
-from hashbench.evaluation import _kernels
+from hashbench.evaluation import _kernels, core
 
 TOL = 1e-9
 
@@ -247,10 +247,13 @@ def random_config(rng: np.random.Generator, n: int, ties: str, empty: str) -> Ev
                       seed=int(rng.integers(0, 1000)), device="cpu")
 
 
-@pytest.mark.parametrize("ties", ["index", "random"])
+@pytest.mark.parametrize("ties, fast", [("index", True), ("index", False), ("random", True)])
 @pytest.mark.parametrize("empty", ["zero", "drop"])
-def test_ranked_ties_match_brute_force(ties: str, empty: str) -> None:
-    rng = np.random.default_rng(10 + len(ties) + len(empty))
+def test_ranked_ties_match_brute_force(ties: str, fast: bool, empty: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # fast=False: the general counting loop instead of the one-word one
+    monkeypatch.setattr(core, "_FAST_PATH", fast)
+    rng = np.random.default_rng(10 + len(ties) + len(empty) + fast)
     for case in range(120):
         single = case % 4 == 3
         qc, dc, ql, dl = random_case(rng, 14, single)
@@ -555,3 +558,13 @@ def test_random_ties_depend_on_seed_only() -> None:
     perm = np.empty(1000, np.int64)
     _kernels.fill_permutation(np.uint64(9), np.uint64(3), perm)
     assert sorted(perm.tolist()) == list(range(1000))
+
+
+def test_database_too_large_for_ranked_ties_is_a_clear_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _kernels.fits(64, 1 << 24) and not _kernels.fits(64, (1 << 24) + 1)
+    monkeypatch.setattr(_kernels, "fits", lambda bits, n: False)
+    args = (np.zeros((1, 4)), np.zeros((3, 4)), np.zeros(1), np.zeros(3))
+    with pytest.raises(DataError, match="too large"):
+        evaluate(*args, EvalConfig(device="cpu"))
+    evaluate(*args, EvalConfig(device="cpu", ties="tie-aware"))   # no such limit

@@ -114,9 +114,14 @@ test the GPU code without a GPU). All give the same results to 1e-9; ``config["d
 records the one used.
 
 Speed and memory: no sort and no (Q, N) matrix on the CPU path; per query, one counting
-pass and one ranking pass over the database, in blocks of queries (see ``_kernels``);
-memory is the packed codes and labels (b/8 + L/8 bytes per item) plus O(b + pr_levels)
-per query. ``benchmarks/evaluator.py`` measures it.
+pass over the database and one pass over its relevant items (see ``_kernels``); memory is
+the packed codes and labels (b/8 + L/8 bytes per item, rounded up to 8), per thread about
+4 bytes per relevant item, and O(b + pr_levels) per query. ``ties="random"`` also
+shuffles N indices per query and reads the database in that order (several times slower
+than "index"). ``benchmarks/evaluator.py`` measures speed and memory. With "index" or
+"random" ties, one evaluation takes databases with (b + 1) * 2**ceil(log2 N) <= 2**31
+(16.7 million items at 64 bits, 33.5 million at 48 bits, 2**31 / (b + 1) in general);
+beyond that a DataError says so ("tie-aware" has no such limit).
 """
 
 from __future__ import annotations

@@ -1,14 +1,22 @@
 """numba kernels of the evaluator's CPU path.
 
-Hamming distances are integers in 0..b, so nothing is sorted: per query, a first pass
-over the database counts items and relevant items per distance; prefix sums give where
-each distance group starts in the ranking; a second pass, in tie order (database index
-order, or a per-query random permutation), keeps a running counter per distance, which
-gives every relevant item its exact rank and its ordinal among relevant items. From
-these the kernel accumulates, for each cut-off c, S_c = sum over relevant items ranked
-<= c of ordinal / rank and R_c = their number, and the rank of the m-th relevant item for
-the m of each precision-recall level. Queries are processed in blocks so that one read of
-a database item serves several queries (the database streams through cache once per block).
+Hamming distances are integers in 0..b, so nothing is sorted. Per query:
+
+1. a counting pass over the database, in tie order (database index order, or the query's
+   random permutation), keeps one packed counter per distance d (items, relevant items).
+   Since items arrive in tie order, the counters after an item's update are its position
+   p within its distance group and, if relevant, its ordinal o among the group's relevant
+   items; p is written to slot o - 1 of the group's bucket (branch-free), so each bucket
+   lists its group's relevant items' positions in increasing order;
+2. prefix sums of the counts give, per group, the items and relevant items ranked before
+   it (start, rstart): the k-th listed item of group d has rank start + p and ordinal
+   rstart + k. A tight (vectorisable) loop per bucket sums ordinal/rank; a cut-off inside
+   a group is a binary search in its bucket; the rank of the m-th relevant item (PR
+   levels) is a direct lookup.
+
+Everything is O(N) per query with no (Q, N) matrix. Queries run in parallel (numba prange
+over query chunks). Per thread, the buckets reserve (b + 1) x 2**ceil(log2 N) uint32 of
+address space, of which only the pages that relevant items reach are ever touched.
 
 The tie-aware kernel needs only the per-distance counts: every expectation is closed form
 (harmonic sums) or a short sum over a hypergeometric variable (see the package docstring).
@@ -85,39 +93,54 @@ def fill_permutations(seed: np.uint64, q0: int, out: np.ndarray) -> None:
 
 
 # --------------------------------------------------------------------------- ranked ties
+#
+# Per-distance counters pack two counts in one uint64: items in the low 32 bits, relevant
+# items in the high 32 bits, so one add updates both (N < 2**32).
+
+_HI = np.uint64(32)
+_LO = np.uint64(0xFFFFFFFF)
+
+
+@njit(inline="always", cache=True)
+def _pass1_fast(qw: np.uint64, lw: np.uint64, dc1: np.ndarray, dl1: np.ndarray, store: bool,
+                cnt: np.ndarray, bk: np.ndarray) -> None:
+    """_pass1 for one-word codes and labels, in index order, on 1-D arrays (a tight loop).
+
+    Here the high half of cnt[d] must start at d * 2**lg (see _reset): it then is directly
+    the bucket slot past the group's last relevant item.
+    """
+    one = np.uint64(1)
+    for i in range(dc1.shape[0]):
+        d = _popcount(qw ^ dc1[i])
+        r = np.uint64((lw & dl1[i]) != 0)
+        c = cnt[d] + (one + (r << _HI))
+        cnt[d] = c
+        if store:
+            bk[(c >> _HI) - r] = np.uint32(c & _LO)
+
+
+@njit(inline="always", cache=True)
+def _reset(cnt: np.ndarray, lg: np.uint64, offset: bool) -> None:
+    """Zero the counters; with ``offset``, start group d's relevant count at d * 2**lg."""
+    for d in range(cnt.shape[0]):
+        cnt[d] = (np.uint64(d) << lg) << _HI if offset else np.uint64(0)
+
 
 @njit(inline="always", cache=True)
 def _pass1(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: int,
-           single: bool, perm: np.ndarray, store: bool, cnt: np.ndarray, lst: np.ndarray,
-           sp: int, w: int) -> int:
+           single: bool, perm: np.ndarray, store: bool, cnt: np.ndarray, bk: np.ndarray,
+           lg: np.uint64) -> None:
     """Counting pass for query q, in tie order (``perm`` if non-empty, else index order).
 
-    cnt[d] packs two counters of distance group d: items (low w bits) and relevant items
-    (from bit w up), so one add updates both. Because items arrive in tie order, after
-    the add they are the item's position p within its group and, for a relevant item, its
-    ordinal o among the group's relevant items. If ``store``, every relevant item is
-    appended to ``lst`` as d | cnt[d] << sp (branch-free compaction: the slot is always
-    written and the length advances by rel). Returns the list length.
+    After an item's add to cnt[d], the two counts are, because items arrive in tie order,
+    its position p within its distance group and, for a relevant item, its ordinal o among
+    the group's relevant items. If ``store``, p is written to slot o - 1 of group d's
+    bucket, bk[d * 2**lg + o - 1]: the group's relevant items in tie order. The write is
+    branch-free: a non-relevant item writes slot o (the next free one), which the group's
+    next relevant item overwrites, or which lies past the group's last one.
     """
-    n = dc.shape[0]
-    nr = 0
     one = np.uint64(1)
-    ush = np.uint64(w)
-    usp = np.uint64(sp)
-    if perm.shape[0] == 0 and qc.shape[1] == 1 and not single and ql.shape[1] == 1:
-        # the common case (b <= 64, L <= 64), written out so that it compiles to a tight loop
-        qw = qc[q, 0]
-        lw = ql[q, 0]
-        for i in range(n):
-            d = _popcount(qw ^ dc[i, 0])
-            r = np.uint64((lw & dl[i, 0]) != 0)
-            c = cnt[d] + (one + (r << ush))
-            cnt[d] = c
-            if store:
-                lst[nr] = d | (c << usp)
-                nr += int(r)
-        return nr
-    for t in range(n):
+    for t in range(dc.shape[0]):
         i = perm[t] if perm.shape[0] > 0 else t
         d = np.uint64(0)
         for k in range(qc.shape[1]):
@@ -129,34 +152,54 @@ def _pass1(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: in
             for k in range(ql.shape[1]):
                 rb |= (ql[q, k] & dl[i, k]) != 0
         r = np.uint64(rb)
-        c = cnt[d] + (one + (r << ush))
+        c = cnt[d] + (one + (r << _HI))
         cnt[d] = c
         if store:
-            lst[nr] = d | (c << usp)
-            nr += int(r)
-    return nr
+            bk[(d << lg) + (c >> _HI) - r] = np.uint32(c & _LO)
 
 
-def max_db_items(nbits: int) -> int:
-    """rank_kernel packs (distance, position, ordinal) into 64 bits: N must stay below this."""
-    sp = max(1, (nbits + 1).bit_length())
-    return 1 << ((64 - sp) // 2)
+@njit(fastmath={"reassoc", "contract"}, cache=True)
+def _segment_sum(bk: np.ndarray, k0: int, k1: int, start: int, ord0: int,
+                 inv: np.ndarray) -> float:
+    """sum over k in k0..k1-1 of (ord0 + k + 1) / (start + bk[k]): ordinal / rank of a
+    group's relevant items (reassociation lets it vectorise; error ~1e-16 relative)."""
+    s = 0.0
+    for k in range(k0, k1):
+        s += (ord0 + k + 1) * inv[start + bk[k]]
+    return s
 
 
 @njit(cache=True)
-def _layout(nd: int) -> tuple:
-    """Bit layout of the packed entries: d in bits 0..sp-1, p in the next w, o above."""
-    sp = 1
-    while (1 << sp) <= nd:
-        sp += 1
-    return sp, (64 - sp) // 2
+def _count_le(bk: np.ndarray, lo: int, hi: int, x: int) -> int:
+    """Number of entries <= x in the increasing run bk[lo:hi] (binary search)."""
+    a, b = lo, hi
+    while a < b:
+        m = (a + b) >> 1
+        if bk[m] <= x:
+            a = m + 1
+        else:
+            b = m
+    return a - lo
+
+
+def bucket_bits(n: int) -> int:
+    """log2 of a group bucket's capacity: the smallest power of two >= n."""
+    return max(0, (n - 1).bit_length())
+
+
+def fits(nbits: int, n: int) -> bool:
+    """Whether rank_kernel can take a database of n items at nbits bits: the per-thread
+    bucket reservation (b + 1) 2**lg <= 2**31 entries (8 GiB of address space, of which
+    only ~4 bytes per relevant item are touched; counts then stay below 2**32)."""
+    return (nbits + 1) << bucket_bits(n) <= (1 << 31)
 
 
 @njit(parallel=True, cache=True)
 def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, single: bool,
-                nbits: int, cut: np.ndarray, levels: int, random: bool, seed: np.uint64,
-                q_offset: int, inv: np.ndarray, hist: np.ndarray, relhist: np.ndarray,
-                s_out: np.ndarray, r_out: np.ndarray, pr_rank: np.ndarray) -> None:
+                dc1: np.ndarray, dl1: np.ndarray, nbits: int, cut: np.ndarray, levels: int,
+                random: bool, seed: np.uint64, q_offset: int, inv: np.ndarray,
+                hist: np.ndarray, relhist: np.ndarray, s_out: np.ndarray, r_out: np.ndarray,
+                pr_rank: np.ndarray) -> None:
     """Per-query summaries under a total tie order (index, or seeded random).
 
     Outputs (row q): hist[q, d] items and relhist[q, d] relevant items at distance d;
@@ -164,147 +207,104 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
     rank <= cut[c] (cut ascending, each in 0..N); pr_rank[q, j] = rank of the m_j-th
     relevant item, m_j = ceil((j + 1) R / levels) (0 where R = 0). inv[k] = 1/k, k <= N
     (a multiplication by it replaces a division per relevant item: error <= 1 ulp).
+    dc1, dl1: when non-empty, the one-word codes and label masks of the database as 1-D
+    arrays (the fast path; index ties, multi-label only).
+
+    Memory: per thread a bucket array of (b + 1) * 2**lg uint32 is reserved (2**lg >= N),
+    but only pages that relevant items reach are touched (~4 bytes per relevant item).
     """
     nq = qc.shape[0]
     n = dc.shape[0]
     nd = nbits + 1
     nc = cut.shape[0]
-    sp, w = _layout(nd)
-    pmask = np.uint64((1 << w) - 1)
-    dmask = np.uint64((1 << sp) - 1)
-    usp = np.uint64(sp)
-    uw = np.uint64(w)
+    lgi = 0
+    while (1 << lgi) < n:
+        lgi += 1
+    lg = np.uint64(lgi)
+    cap = 1 << lgi
+    fast = dc1.shape[0] > 0 and not random
     nchunks = min(nq, 64)
     for ch in prange(nchunks):
-        lst = np.empty(n, np.uint64)
-        side = np.empty(n, np.int64)
+        bk = np.empty(nd * cap, np.uint32)
         perm = np.empty(n if random else 0, np.int64)
         cnt = np.zeros(nd, np.uint64)
         nitems = np.zeros(nd, np.int64)
         nrel = np.zeros(nd, np.int64)
-        base = np.zeros(nd, np.uint64)      # start | rstart << w: items / relevant before d
         start = np.zeros(nd, np.int64)
         rstart = np.zeros(nd, np.int64)
-        # sums of ordinal/rank over group d's relevant items, in 4 interleaved copies so that
-        # consecutive items of one group do not wait on each other's store
-        gsum = np.zeros((4, nd))
-        strad = np.zeros(nd, np.int64)      # 1 if some cut-off falls inside group d
-        slo = np.zeros(nd, np.int64)        # cut-offs slo[d]..shi[d]-1 fall inside group d
-        shi = np.zeros(nd, np.int64)
-        full = np.zeros(nc, np.int64)       # groups 0..full-1 lie wholly within the cut
-        lptr = np.zeros(nd, np.int64)       # next PR level whose item lies in group d
-        lnext = np.zeros(nd, np.int64)      # its in-group ordinal (-1: none)
-        mlev = np.zeros(levels + 1, np.int64)
-        ps = np.zeros(nc)
-        pc = np.zeros(nc, np.int64)
+        gsum = np.zeros(nd)
         for q in range(ch * nq // nchunks, (ch + 1) * nq // nchunks):
-            if random:
-                fill_permutation(seed, np.uint64(q_offset + q), perm)
-            cnt[:] = 0
-            nr = _pass1(qc, dc, ql, dl, q, single, perm, True, cnt, lst, sp, w)
+            _reset(cnt, lg, fast)
+            if fast:
+                _pass1_fast(qc[q, 0], ql[q, 0], dc1, dl1, True, cnt, bk)
+            else:
+                if random:
+                    fill_permutation(seed, np.uint64(q_offset + q), perm)
+                _pass1(qc, dc, ql, dl, q, single, perm, True, cnt, bk, lg)
             a = 0
             ra = 0
             for d in range(nd):
-                nitems[d] = int(cnt[d] & pmask)
-                nrel[d] = int(cnt[d] >> uw)
+                nitems[d] = np.int64(cnt[d] & _LO)
+                nrel[d] = np.int64(cnt[d] >> _HI) - (d * cap if fast else 0)
                 start[d] = a
                 rstart[d] = ra
-                base[d] = np.uint64(a) | (np.uint64(ra) << uw)
                 a += nitems[d]
                 ra += nrel[d]
-                for u in range(4):
-                    gsum[u, d] = 0.0
-                strad[d] = 0
-                shi[d] = 0
-                slo[d] = 0
+                # every relevant item of group d: rank start + p, ordinal rstart + k + 1
+                gsum[d] = _segment_sum(bk, d * cap, d * cap + nrel[d], start[d],
+                                       rstart[d] - d * cap, inv)
+                hist[q, d] = nitems[d]
+                relhist[q, d] = nrel[d]
             rtot = ra
+            # cut-offs: whole groups before the cut, then the split group's first items
             g = 0
+            s = 0.0
             for ci in range(nc):
                 c = cut[ci]
                 while g < nd and start[g] + nitems[g] <= c:
+                    s += gsum[g]
                     g += 1
-                full[ci] = g
+                s_c = s
+                r_c = rstart[g] if g < nd else rtot
                 if g < nd and start[g] < c:
-                    if strad[g] == 0:
-                        slo[g] = ci
-                    strad[g] = 1
-                    shi[g] = ci + 1
-                ps[ci] = 0.0
-                pc[ci] = 0
-            # PR levels: m_j = ceil(j R / levels); lnext[d] = in-group ordinal of the next
-            # level whose m_j-th relevant item lies in group d
-            lp = 0
-            for lv in range(levels):
-                mlev[lv] = ((lv + 1) * rtot + levels - 1) // levels
-            mlev[levels] = rtot + 1
-            for d in range(nd):
-                while lp < levels and mlev[lp] <= rstart[d]:
-                    lp += 1
-                lptr[d] = lp
-                lnext[d] = mlev[lp] - rstart[d] if (
-                    lp < levels and mlev[lp] <= rstart[d] + nrel[d]) else -1
-            # pass 2, over relevant items only: (p, o) + base[d] = (rank, ordinal) at once
-            ns = 0
-            for t in range(nr):
-                e = lst[t]
-                d = int(e & dmask)
-                x = (e >> usp) + base[d]
-                rank = int(x & pmask)
-                ordn = int(x >> uw)
-                gsum[t & 3, d] += ordn * inv[rank]
-                side[ns] = t
-                ns += strad[d]
-                if lnext[d] == ordn - rstart[d]:   # rare: this item sits at PR levels
-                    lv = lptr[d]
-                    while lv < levels and mlev[lv] == ordn:
-                        pr_rank[q, lv] = rank
-                        lv += 1
-                    lptr[d] = lv
-                    lnext[d] = mlev[lv] - rstart[d] if (
-                        lv < levels and mlev[lv] <= rstart[d] + nrel[d]) else -1
-            # items of groups that a cut-off splits: compare their rank with each such cut
-            for u in range(ns):
-                e = lst[side[u]]
-                d = int(e & dmask)
-                x = (e >> usp) + base[d]
-                rank = int(x & pmask)
-                val = int(x >> uw) * inv[rank]
-                for ci in range(slo[d], shi[d]):
-                    if rank <= cut[ci]:
-                        ps[ci] += val
-                        pc[ci] += 1
-            for d in range(nd):
-                hist[q, d] = nitems[d]
-                relhist[q, d] = nrel[d]
-            for ci in range(nc):
-                s = ps[ci]
-                rc = pc[ci]
-                for d in range(full[ci]):
-                    s += (gsum[0, d] + gsum[1, d]) + (gsum[2, d] + gsum[3, d])
-                    rc += nrel[d]
-                s_out[q, ci] = s
-                r_out[q, ci] = rc
+                    # a bucket holds its group's in-group positions in increasing order
+                    k = _count_le(bk, g * cap, g * cap + nrel[g], c - start[g])
+                    s_c += _segment_sum(bk, g * cap, g * cap + k, start[g],
+                                        rstart[g] - g * cap, inv)
+                    r_c += k
+                s_out[q, ci] = s_c
+                r_out[q, ci] = r_c
+            # PR levels: the m-th relevant item is item m - rstart[d] of its group's bucket
+            if rtot > 0:
+                d = 0
+                for lv in range(levels):
+                    m = ((lv + 1) * rtot + levels - 1) // levels
+                    while rstart[d] + nrel[d] < m:
+                        d += 1
+                    pr_rank[q, lv] = start[d] + bk[d * cap + m - rstart[d] - 1]
 
 
 @njit(parallel=True, cache=True)
 def hist_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, single: bool,
-                hist: np.ndarray, relhist: np.ndarray) -> None:
+                dc1: np.ndarray, dl1: np.ndarray, hist: np.ndarray, relhist: np.ndarray) -> None:
     """Only the per-distance counts (all that tie-aware metrics need)."""
     nq = qc.shape[0]
     nd = hist.shape[1]
-    w = 32
-    pmask = np.uint64((1 << w) - 1)
     nchunks = min(nq, 64)
+    fast = dc1.shape[0] > 0
     for ch in prange(nchunks):
         cnt = np.zeros(nd, np.uint64)
-        lst = np.empty(0, np.uint64)
+        bk = np.empty(0, np.uint32)
         perm = np.empty(0, np.int64)
         for q in range(ch * nq // nchunks, (ch + 1) * nq // nchunks):
             cnt[:] = 0
-            _pass1(qc, dc, ql, dl, q, single, perm, False, cnt, lst, 1, w)
+            if fast:
+                _pass1_fast(qc[q, 0], ql[q, 0], dc1, dl1, False, cnt, bk)
+            else:
+                _pass1(qc, dc, ql, dl, q, single, perm, False, cnt, bk, np.uint64(0))
             for d in range(nd):
-                hist[q, d] = int(cnt[d] & pmask)
-                relhist[q, d] = int(cnt[d] >> np.uint64(w))
+                hist[q, d] = np.int64(cnt[d] & _LO)
+                relhist[q, d] = np.int64(cnt[d] >> _HI)
 
 
 # --------------------------------------------------------------------------- tie-aware

@@ -6,9 +6,11 @@ The conventions are documented in the package docstring (``hashbench.evaluation`
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
+import numba
 import numpy as np
 
 from hashbench.errors import ConfigError, DataError
@@ -78,8 +80,39 @@ def _cutoffs(cfg: EvalConfig, n_db: int) -> tuple:
     return k_eff, n_eff, cut
 
 
+@contextmanager
+def _dynamic_schedule() -> Iterator[None]:
+    """Let numba threads take query chunks one at a time (not a fixed half each), so a
+    thread slowed by other load on the machine does not leave the others idle at the end."""
+    old = numba.set_parallel_chunksize(1)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(old)
+
+
+#: Use the 1-D one-word loop when codes and label masks fit one word (tests turn it off to
+#: check the general loop against the same brute force).
+_FAST_PATH = True
+
+
+def _fast_arrays(p: Packed) -> tuple:
+    """1-D copies of the database's code and label words when each fits one uint64 (the
+    kernels' tight loop), else empty arrays (the general loop)."""
+    if _FAST_PATH and p.db_codes.shape[1] == 1 and p.db_labels.shape[1] == 1 and not p.single:
+        return np.ascontiguousarray(p.db_codes[:, 0]), np.ascontiguousarray(p.db_labels[:, 0])
+    return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+
+
 def _summaries(p: Packed, cfg: EvalConfig, cut: np.ndarray, device: str) -> Dict[str, Any]:
     """Per-query summaries from the numba kernels or the torch path."""
+    with _dynamic_schedule():
+        return _summaries_inner(p, cfg, cut, device)
+
+
+def _summaries_inner(p: Packed, cfg: EvalConfig, cut: np.ndarray, device: str
+                     ) -> Dict[str, Any]:
+    """See _summaries."""
     levels = cfg.pr_levels
     seed = np.uint64(cfg.seed & 0xFFFFFFFFFFFFFFFF)
     if device != "cpu":
@@ -91,19 +124,20 @@ def _summaries(p: Packed, cfg: EvalConfig, cut: np.ndarray, device: str) -> Dict
         relhist = np.zeros((nq, nd), np.int64)
         if cfg.ties == "tie-aware":
             _kernels.hist_kernel(p.q_codes, p.db_codes, p.q_labels, p.db_labels, p.single,
-                                 hist, relhist)
+                                 *_fast_arrays(p), hist, relhist)
             out = {"hist": hist, "relhist": relhist}
         else:
             n_db = p.db_codes.shape[0]
-            if n_db >= _kernels.max_db_items(p.bits):
+            if not _kernels.fits(p.bits, n_db):
                 raise DataError(
-                    f"a database of {n_db} items is too large for one evaluation at {p.bits} "
-                    f"bits (at most {_kernels.max_db_items(p.bits) - 1})")
+                    f"a database of {n_db} items at {p.bits} bits is too large for one "
+                    f"evaluation with ranked ties ((b + 1) * 2**ceil(log2 N) <= 2**31 is "
+                    f"needed); use ties='tie-aware' or evaluate against parts of the database")
             s = np.zeros((nq, len(cut)))
             r = np.zeros((nq, len(cut)), np.int64)
             pr_rank = np.zeros((nq, levels), np.int64)
             _kernels.rank_kernel(p.q_codes, p.db_codes, p.q_labels, p.db_labels, p.single,
-                                 p.bits, cut, levels, cfg.ties == "random", seed, 0,
+                                 *_fast_arrays(p), p.bits, cut, levels, cfg.ties == "random", seed, 0,
                                  _kernels.reciprocals(n_db), hist, relhist, s, r, pr_rank)
             out = {"hist": hist, "relhist": relhist, "s": s, "r": r, "pr_rank": pr_rank}
     if cfg.ties == "tie-aware":
@@ -258,5 +292,7 @@ def chance_level(query_labels: Any, db_labels: Any) -> float:
                     np.zeros((dl.shape[0] if dl.ndim else 0, 1), np.uint8), ql, dl)
     hist = np.zeros((p.q_codes.shape[0], 2), np.int64)
     relhist = np.zeros_like(hist)
-    _kernels.hist_kernel(p.q_codes, p.db_codes, p.q_labels, p.db_labels, p.single, hist, relhist)
+    with _dynamic_schedule():
+        _kernels.hist_kernel(p.q_codes, p.db_codes, p.q_labels, p.db_labels, p.single,
+                             *_fast_arrays(p), hist, relhist)
     return float(relhist.sum() / (hist.sum()))
