@@ -89,7 +89,8 @@ def summaries(p: Packed, cut: np.ndarray, levels: int, ties: str, seed: int,
         rel_s = torch.gather(rel, 1, order).to(torch.int64)
         del order, rel
         cum = torch.cumsum(rel_s, dim=1)
-        val = torch.where(rel_s > 0, cum.to(torch.float64) / ranks, torch.zeros((), dtype=torch.float64, device=dev))
+        zero = torch.zeros((), dtype=torch.float64, device=dev)
+        val = torch.where(rel_s > 0, cum.to(torch.float64) / ranks, zero)
         csum = torch.cumsum(val, dim=1)
         del val, rel_s
         pos_c = (cut_t - 1).clamp(min=0).expand(m, nc)

@@ -96,7 +96,8 @@ class EvalConfig:
         if self.preset is not None:
             if self.preset not in PRESETS:
                 raise ConfigError(
-                    f"unknown preset {self.preset!r}; allowed: {', '.join(sorted(PRESETS))} or None")
+                    f"unknown preset {self.preset!r}; allowed: "
+                    f"{', '.join(sorted(PRESETS))} or None")
             fixed = PRESETS[self.preset]
             # A preset fixes ties and empty; a non-default contradicting value is a mistake.
             for key, default in (("ties", "index"), ("empty", "zero")):
@@ -124,7 +125,8 @@ class EvalConfig:
             raise ConfigError(f"pr_levels must be >= 0 (0 skips the curve); got {self.pr_levels}")
         if not isinstance(self.device, str) or not (
                 self.device in DEVICES or self.device.startswith("cuda:")):
-            raise ConfigError(f"unknown device {self.device!r}; allowed: {', '.join(DEVICES)}, cuda:N")
+            raise ConfigError(
+                f"unknown device {self.device!r}; allowed: {', '.join(DEVICES)}, cuda:N")
 
     def to_dict(self) -> dict:
         """A JSON-able dict; ``EvalConfig.from_dict`` inverts it."""

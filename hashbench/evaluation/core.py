@@ -137,7 +137,8 @@ def _summaries_inner(p: Packed, cfg: EvalConfig, cut: np.ndarray, device: str
             r = np.zeros((nq, len(cut)), np.int64)
             pr_rank = np.zeros((nq, levels), np.int64)
             _kernels.rank_kernel(p.q_codes, p.db_codes, p.q_labels, p.db_labels, p.single,
-                                 *_fast_arrays(p), p.bits, cut, levels, cfg.ties == "random", seed, 0,
+                                 *_fast_arrays(p), p.bits, cut, levels,
+                                 cfg.ties == "random", seed, 0,
                                  _kernels.reciprocals(n_db), hist, relhist, s, r, pr_rank)
             out = {"hist": hist, "relhist": relhist, "s": s, "r": r, "pr_rank": pr_rank}
     if cfg.ties == "tie-aware":
