@@ -143,7 +143,7 @@ def _topk(text: str) -> tuple[int | None, ...]:
     out: list[int | None] = []
     for v in text.split(","):
         v = v.strip().lower()
-        if v in ("all", "none", "-1"):
+        if v in ("all", "none"):
             out.append(None)
         elif v:
             try:

@@ -234,20 +234,14 @@ class HashingDataset:
         return out
 
 
-def relevant_pair_fraction(query_labels: np.ndarray, db_labels: np.ndarray, chunk: int = 1024) -> float:
-    """Fraction of query-database pairs that share a label (the chance level of mAP)."""
-    q = np.asarray(query_labels)
-    d = np.asarray(db_labels)
-    total = 0
-    if q.ndim == 1:
-        values, counts = np.unique(d, return_counts=True)
-        lookup = dict(zip(values.tolist(), counts.tolist()))
-        total = sum(lookup.get(v, 0) for v in q.tolist())
-    else:
-        df = d.astype(np.float32)
-        for s in range(0, q.shape[0], chunk):
-            total += int(((q[s : s + chunk].astype(np.float32) @ df.T) > 0).sum())
-    return total / (q.shape[0] * d.shape[0])
+def relevant_pair_fraction(query_labels: np.ndarray, db_labels: np.ndarray) -> float:
+    """Fraction of query-database pairs that share a label (the chance level of mAP).
+
+    One implementation for the whole suite: the evaluator's counting kernel.
+    """
+    from ..evaluation import chance_level
+
+    return chance_level(query_labels, db_labels)
 
 
 # ------------------------------------------------------------------ registry
