@@ -29,8 +29,10 @@ The pipeline, one function per step:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -212,6 +214,18 @@ def _load_downloader(name: str):
     return kv, str(local)
 
 
+@contextlib.contextmanager
+def _quiet_gensim():
+    """gensim logs every epoch and file at INFO; keep a run's output readable."""
+    logger = logging.getLogger("gensim")
+    old = logger.level
+    logger.setLevel(max(old, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
 def load_word_vectors(
     spec: str = "auto",
     *,
@@ -237,6 +251,19 @@ def load_word_vectors(
       Offline and not cached: :class:`~hashbench.errors.WeightsError` naming
       the name and how to give a local file. Never a silent fallback.
     """
+    with _quiet_gensim():
+        return _load_word_vectors(spec, tags=tags, seed=seed, cache=cache, train_params=train_params)
+
+
+def _load_word_vectors(
+    spec: str = "auto",
+    *,
+    tags: Sequence[Sequence[str]] | None = None,
+    seed: int = 0,
+    cache: str | Path | None = None,
+    train_params: dict[str, Any] | None = None,
+):
+
     if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
         raise ConfigError(f"word_vectors must be 'auto', 'trained', a file path or a gensim-downloader name, got {spec!r}")
     spec_s = str(spec).strip()
