@@ -216,15 +216,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = get_method(name)
             kind = "deep" if cls.deep else "non-deep"
             needs = "+".join(sorted(cls.requires))
-            print(f"  {name:<13} {cls.summary} [{kind}; needs {needs}] -- {cls.paper}")
+            print(f"  {name:<15} {cls.summary} [{kind}; needs {needs}] -- {cls.paper}")
     if args.what in (None, "datasets"):
         print("datasets:")
         for name, summary in available_datasets().items():
-            print(f"  {name:<13} {summary}")
+            print(f"  {name:<15} {summary}")
     if args.what in (None, "backbones"):
         print("backbones:")
         for name, summary in BACKBONES.items():
-            print(f"  {name:<13} {summary}")
+            print(f"  {name:<15} {summary}")
     return 0
 
 
