@@ -331,7 +331,8 @@ class TagHashingBase(Hasher):
 
             self._epochs(n, int(self.warmup_epochs), lambda x, e: self.head_(x), warm_batches, opt, rng, "warmup")
         del feats
-        backbone.train()  # AlexNet's dropout on FC1/FC2 inputs is active while fine-tuning
+        # AlexNet has no batch norm: train mode only switches on the dropout before FC1 and FC2
+        backbone.train(bool(self.dropout))
         self.head_.train()
         opt = self._optimizer(backbone)
 

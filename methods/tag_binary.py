@@ -151,7 +151,8 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
     ``udht``): a seeded subset of ``max_train_images`` = 1000 training images,
     ``warmup_epochs`` = 50 epochs of the head alone on the initial backbone's
     FC2 outputs, then ``epochs`` = 2 of joint fine-tuning with
-    ``backbone_lr`` = 1e-4 for the pre-trained layers.
+    ``backbone_lr`` = 1e-4 for the pre-trained layers, AlexNet's dropout off
+    (``dropout``).
 """
     )
 
@@ -163,7 +164,7 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
 
     def __init__(self, bits: int = 32, seed: int = 0, lambda3: float = 1.0, lambda4: float = 1.0,
                  margin: float = 1.0, reduction: str = "mean", feature_norm: str = "standardize", epochs: int = 2, warmup_epochs: int = 50,
-                 max_train_images: int | None = 1000,
+                 max_train_images: int | None = 1000, dropout: bool = False,
                  batch_size: int = 50, lr: float = 1e-3, backbone_lr: float = 1e-4, momentum: float = 0.9,
                  weight_decay: float = 0.0, device: str = "auto") -> None:
         super().__init__(bits=bits, seed=seed)
@@ -171,4 +172,5 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
                      batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
         self.warmup_epochs = warmup_epochs
         self.max_train_images = max_train_images
+        self.dropout = dropout
         self.backbone_lr = backbone_lr
