@@ -14,6 +14,11 @@ def test_main_job_runs_every_method_and_writes_the_report(tmp_path, capsys):
         "run", "--methods", "all", "--bits", "8,16", "-q",
         "--dataset", "synthetic", "-D", "n_items=260", "-D", "n_query=60",
         "--results", str(results), "--report", str(reports),
+        # short schedules: this checks the pipeline, the methods' own tests check learning
+        "--param", "udht.epochs=1", "--param", "udht.warmup_epochs=2", "--param", "udht.max_train_images=64",
+        "--param", "tag-binary-e2e.epochs=1", "--param", "tag-binary-e2e.warmup_epochs=2",
+        "--param", "tag-binary-e2e.max_train_images=64",
+        "--param", "udht-frozen.epochs=2", "--param", "tag-binary.epochs=2",
     ])
     assert code == 0
     out = capsys.readouterr().out
