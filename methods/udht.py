@@ -9,7 +9,6 @@ Two registered modes of the same model:
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import torch

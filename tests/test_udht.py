@@ -265,7 +265,7 @@ def test_end_to_end_short_cpu_training_on_tiny_images():
     assert codes.shape == (8, 8) and set(np.unique(codes)) <= {0, 1}
     np.testing.assert_array_equal(codes, h.encode(images=ImageInput(data, np.arange(8), spec)))
     # the tag-binary baseline end to end, without warm-up (the paper's joint schedule)
-    b = hashbench.create("tag-binary-e2e", bits=8, epochs=1, warmup_epochs=0, batch_size=16, device="cpu")
+    b = tag_binary.TagBinaryEndToEnd(bits=8, epochs=1, warmup_epochs=0, batch_size=16, device="cpu")
     b.fit(tags=tags, images=images)
     assert b.history_["end_to_end"] == [1.0] and np.isfinite(b.history_["L4"]).all()
     assert b.encode(images=ImageInput(data, np.arange(8), spec)).shape == (8, 8)
@@ -275,6 +275,6 @@ def test_registered_with_the_right_inputs():
     assert hashbench.get_method("udht").requires == frozenset({"images", "tags"})
     assert hashbench.get_method("udht-frozen").requires == frozenset({"features", "tags"})
     assert hashbench.get_method("tag-binary").requires == frozenset({"features", "tags"})
-    assert hashbench.get_method("tag-binary-e2e").requires == frozenset({"images", "tags"})
-    for name in ("udht", "udht-frozen", "tag-binary", "tag-binary-e2e"):
+    assert tag_binary.TagBinaryEndToEnd.requires == frozenset({"images", "tags"})
+    for name in ("udht", "udht-frozen", "tag-binary"):
         assert hashbench.get_method(name).deep
