@@ -1,8 +1,7 @@
 """The UDHT paper's tag-binary baseline (Gattupalli & Li, 2018, section 3.5).
 
 * ``tag-binary`` -- :class:`TagBinary`, on the cached AlexNet FC2 features (frozen backbone);
-* :class:`TagBinaryEndToEnd` -- AlexNet fine-tuned from images, as in the paper; not
-  registered by default (see the class), its name when registered is ``tag-binary-e2e``.
+* ``tag-binary-e2e`` -- :class:`TagBinaryEndToEnd`, AlexNet fine-tuned from images, as in the paper.
 """
 
 from __future__ import annotations
@@ -123,7 +122,7 @@ class TagBinary(_TagBinaryMixin, TagHashingBase):
     Frozen backbone: a departure from the paper (which fine-tunes AlexNet), and
     the like-for-like comparison with ``udht-frozen`` (same features, same head,
     same schedule: ``epochs`` = 10) and with the classical baselines. The
-    paper's end-to-end version is :class:`TagBinaryEndToEnd`.
+    paper's end-to-end version is ``tag-binary-e2e``.
 """
     )
 
@@ -141,11 +140,7 @@ class TagBinary(_TagBinaryMixin, TagHashingBase):
                      batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
 
 
-# Not registered by default: on 2 CPU cores it costs about a minute per bit
-# length, which the default run of every method cannot afford next to ``udht``.
-# Register it with the entry point
-# ``tag-binary-e2e = hashbench_methods.tag_binary:TagBinaryEndToEnd`` or
-# ``hashbench.register_method("tag-binary-e2e")(TagBinaryEndToEnd)``.
+@register_method("tag-binary-e2e")
 class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
     __doc__ = (
         """The paper's tag-binary baseline end to end: AlexNet fine-tuned with H1, from images.
