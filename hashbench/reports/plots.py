@@ -39,6 +39,9 @@ COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 CHANCE_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.5}
 LOSS_LINESTYLES = ("-", "--", "-.", ":")
+#: history entries that are recorded per epoch but are not losses: not drawn
+NOT_LOSSES = frozenset({"end_to_end", "beta"})
+
 #: What UDHT's loss components are, for the panel titles (the paper's equations are unnumbered).
 UDHT_COMPONENTS = {
     "L1": "L1: pairwise similarity (sec. 3.4.1)",
@@ -243,7 +246,9 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
     cells = cells[(cells.protocol == protocol.key) & (cells.method == method)]
     cells = cells.sort_values(["bits", "seed"]).drop_duplicates("bits")
     histories = {int(b): (data.frame.at[r, "cell"].record.get("history") or {}) for r, b in zip(cells.index, cells.bits)}
-    components = sorted({k for h in histories.values() for k, v in h.items() if isinstance(v, list) and v})
+    # histories also carry per-epoch bookkeeping that is not a loss (UDHT's phase flag, L4's beta)
+    components = sorted({k for h in histories.values() for k, v in h.items()
+                         if isinstance(v, list) and v and k not in NOT_LOSSES})
     ncols = min(4, max(1, len(components)))
     nrows = int(np.ceil(max(1, len(components)) / ncols))
     fig, axes = _subplots("loss", nrows, ncols)
@@ -267,7 +272,8 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
         if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
             ax.set_yscale("log")
         ax.set_title(_component_title(method, comp), fontsize="medium")
-        ax.set_xlabel("Training step (epoch or iteration, as recorded)")
+        # short label: four panels side by side leave little room
+        ax.set_xlabel("Epoch / iteration")
         ax.set_ylabel("Loss")
         ax.grid(True, alpha=0.3)
     for ax in axes.ravel()[len(components):]:
