@@ -11,8 +11,6 @@ silently: the run stops with an error naming it before computing anything.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 import warnings
@@ -29,7 +27,7 @@ from .features import BackboneSpec, ImageInput, extract_features
 from .hasher import Hasher
 from .provenance import now, provenance
 from .registry import available_methods, get_method
-from .storage import atomic_write_json
+from .storage import atomic_write_json, json_digest
 
 log = logging.getLogger("hashbench")
 
@@ -81,10 +79,6 @@ class RunSummary:
     @property
     def skipped(self) -> list[CellOutcome]:
         return [o for o in self.outcomes if o.status == "skipped"]
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def resolve_methods(names: list[str], dataset: HashingDataset) -> list[str]:
@@ -167,7 +161,7 @@ class Runner:
 
     def _write_dataset_files(self) -> tuple[str, float]:
         split_json = self.split.to_json(self.dataset.ids)
-        split_key = _digest(split_json)
+        split_key = json_digest(split_json)
         folder = self.root / self.dataset_key
         split_path = folder / "splits" / f"{split_key}.json"
         if not split_path.is_file():
@@ -247,7 +241,7 @@ class Runner:
             for bits in cfg.bits:
                 for seed in cfg.seeds:
                     path = store.cell_path(self.root, self.dataset_key, method, bits, seed)
-                    key = _digest(self.cell_config(method, bits, seed, split_key))
+                    key = json_digest(self.cell_config(method, bits, seed, split_key))
                     state, reason, _ = store.read_cell(path, key)
                     if state in (store.CellState.STALE, store.CellState.OLD) and not cfg.force:
                         problems.append(reason)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -41,7 +40,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import ResultsError
-from .storage import atomic_write_json
+from .storage import atomic_write_json, file_digest
 
 SCHEMA_VERSION = 1
 CELL_FILE = "cell.json"
@@ -49,14 +48,6 @@ CELL_FILE = "cell.json"
 
 def cell_path(root: str | Path, dataset: str, method: str, bits: int, seed: int) -> Path:
     return Path(root) / dataset / method / f"{bits}bits" / f"seed{seed}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -121,7 +112,7 @@ def read_cell(path: Path, expected_key: str | None = None) -> tuple[str, str, Ce
         f = path / name
         if not f.is_file():
             return CellState.INVALID, f"{f} is missing", None
-        if _sha256(f) != digest:
+        if file_digest(f) != digest:
             return CellState.INVALID, f"{f} does not match its checksum in {meta}", None
     cell = Cell(path, record)
     if expected_key is not None and record.get("cell_key") != expected_key:
@@ -149,7 +140,7 @@ def write_cell(
         np.savez(tmp / "curves.npz", **{k: np.asarray(v) for k, v in curves.items()})
         np.savez(tmp / "per_query.npz", **{k: np.asarray(v) for k, v in per_query.items()})
         names = ["query_codes.npy", "database_codes.npy", "curves.npz", "per_query.npz"]
-        record = {**record, "schema_version": SCHEMA_VERSION, "files": {n: _sha256(tmp / n) for n in names}}
+        record = {**record, "schema_version": SCHEMA_VERSION, "files": {n: file_digest(tmp / n) for n in names}}
         atomic_write_json(tmp / CELL_FILE, record)
         _fsync_dir(tmp)
         if path.exists():

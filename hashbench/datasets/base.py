@@ -11,7 +11,6 @@ items by index; unlike them it also carries the benchmark protocol: the seeded
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
@@ -201,8 +200,9 @@ class HashingDataset:
         }
 
     def fingerprint_key(self) -> str:
-        blob = json.dumps(self.fingerprint(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        from ..storage import json_digest
+
+        return json_digest(self.fingerprint())
 
     def results_key(self) -> str:
         """The name of this dataset's folder in the results store.

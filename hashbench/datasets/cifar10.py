@@ -29,7 +29,6 @@ Item ids are ``train-00000`` ... ``train-49999`` (data_batch_1..5 in order) and
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..storage import file_digest
 from ._protocols import as_bool, check_choice, check_count, check_unknown, per_class_split
 from ._tags import require_file
 from .base import DatasetReport, HashingDataset, Split, register_dataset
@@ -162,7 +162,7 @@ class Cifar10(HashingDataset):
         """{file: "ok" | "MD5 mismatch ..."} for each extracted file, against the official sums."""
         out = {}
         for name, md5 in official_md5s().items():
-            got = hashlib.md5((self.folder / name).read_bytes()).hexdigest()
+            got = file_digest(self.folder / name, "md5")
             out[name] = "ok (MD5 matches the official release)" if got == md5 else f"MD5 {got}, official {md5}"
         return out
 

@@ -47,6 +47,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..storage import file_digest
 from ._images import FileImageDataset
 from ._protocols import as_bool, check_choice, check_count, check_unknown, sized_random_split
 from ._tags import TagLists, normalise_tag, require_dir, require_file, unique_in_order
@@ -259,10 +260,4 @@ def _jsonl_rows(path: Path, sep: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return file_digest(path)[:16]

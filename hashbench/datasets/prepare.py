@@ -7,7 +7,6 @@ lab can run on exactly the same query, database and training items.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..storage import file_digest
 from .base import HashingDataset, Split, get_dataset, relevant_pair_fraction
 
 
@@ -37,12 +37,8 @@ def load_split(path: str | Path, dataset: HashingDataset) -> Split:
     return Split.from_json(data, dataset.ids, source=f"split file {path}")
 
 
-def file_md5(path: Path, block: int = 1 << 22) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def file_md5(path: Path) -> str:
+    return file_digest(path, "md5")
 
 
 def check_archives(dataset: HashingDataset, folder: Path | None) -> dict[str, str]:

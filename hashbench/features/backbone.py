@@ -21,7 +21,6 @@ Weights (``BackboneSpec.weights``):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError, WeightsError
+from ..storage import file_digest
 
 FC2_DIM = 4096
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -75,11 +75,7 @@ class BackboneSpec:
 def _file_sha256(path: Path) -> str:
     if not path.is_file():
         raise WeightsError(f"backbone weights file {path}: no such file")
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return file_digest(path)[:16]
 
 
 def imagenet_weights_path() -> Path:
