@@ -148,7 +148,7 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
         + _DOC
         + """
     End to end as in the paper, with UDHT's schedule and its departures (see
-    ``udht``): a seeded subset of ``max_train_images`` = 1000 training images,
+    ``udht``): a seeded subset of ``max_train_images`` = 500 training images,
     ``warmup_epochs`` = 50 epochs of the head alone on the initial backbone's
     FC2 outputs, then ``epochs`` = 2 of joint fine-tuning with
     ``backbone_lr`` = 1e-4 for the pre-trained layers, AlexNet's dropout off
@@ -164,7 +164,7 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
 
     def __init__(self, bits: int = 32, seed: int = 0, lambda3: float = 1.0, lambda4: float = 1.0,
                  margin: float = 1.0, reduction: str = "mean", feature_norm: str = "standardize", epochs: int = 2, warmup_epochs: int = 50,
-                 max_train_images: int | None = 1000, dropout: bool = False,
+                 max_train_images: int | None = 500, dropout: bool = False,
                  batch_size: int = 50, lr: float = 1e-3, backbone_lr: float = 1e-4, momentum: float = 0.9,
                  weight_decay: float = 0.0, device: str = "auto") -> None:
         super().__init__(bits=bits, seed=seed)

@@ -68,8 +68,8 @@ these with ranges, not exact values. MIRFLICKR-25K's figures in brackets.
   0.666, of the FC2 features of the seeded random AlexNet 0.618.
 
 Cost on 2 CPU cores: building the set 0.3 s; rendering all 6,000 images
-about 4 ms each (25 s, once per process); their random-AlexNet FC2 features
-about 45 s more (then cached on disk by the features stage).
+about 4 ms each (22-25 s, once per process); their random-AlexNet FC2
+features about 11 s more (then cached on disk by the features stage).
 
 Departures from real Flickr data, on purpose: labels come from seven scene
 types, so they co-occur more regularly than in the real set; the pictures
