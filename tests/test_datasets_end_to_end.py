@@ -46,7 +46,7 @@ def test_run_on_fixture_stores_results_and_a_loadable_split(tmp_path, name, caps
     assert sorted(frame.method) == ["itq", "lsh"] and set(frame.bits) == {8}
     assert np.isfinite(frame["mAP@all"]).all() and (frame["mAP@all"] > 0).all()
     # the split is stored as item ids, disjoint, and rebuilds the very same roles
-    (split_file,) = (tmp_path / "res" / name / "splits").glob("*.json")
+    (split_file,) = (tmp_path / "res").glob("*/splits/*.json")
     saved = json.loads(split_file.read_text())
     assert not set(saved["query"]) & set(saved["database"])
     opts = {k: json.loads(v) if v[:1].isdigit() or v in ("null", "true", "false") else v
@@ -118,3 +118,21 @@ def test_a_corrupt_image_stops_the_run_naming_it_or_is_skipped_and_recorded(tmp_
     stats = json.loads((tmp_path / "res" / "mirflickr25k" / "dataset.json").read_text())["statistics"]
     assert stats["skipped_images"] == 1 and "im15" in stats["skipped_examples"]
     assert stats["items"] == 29
+
+
+def test_two_label_sets_share_a_results_folder_side_by_side(tmp_path, capsys):
+    """MIRFLICKR with 24 and with 38 labels: two folders, neither run refuses the other's results."""
+    root = tmp_path / "data"
+    write_mirflickr(root)
+    base = ["-q", "run", "--dataset", "mirflickr25k", "--data-root", str(root), *CASES["mirflickr25k"][1],
+            "--methods", "lsh", "--bits", "8", "--results", str(tmp_path / "res"), "--cache-dir",
+            str(tmp_path / "cache"), "--weights", "random", "--no-report"]
+    assert main(base) == 0
+    assert main([*base, "-D", "label_set=38"]) == 0
+    assert main([*base, "-D", "label_set=24"]) == 0  # the default, spelled out: the first folder, already done
+    out = capsys.readouterr().out
+    assert "0 cell(s) computed, 1 already done" in out
+    assert sorted(p.name for p in (tmp_path / "res").iterdir() if p.is_dir()) == [
+        "mirflickr25k", "mirflickr25k-label_set38"]
+    frame = hashbench.load_results(tmp_path / "res")
+    assert sorted(frame.dataset) == ["mirflickr25k", "mirflickr25k-label_set38"]

@@ -148,6 +148,9 @@ class HashingDataset:
     default_crop: ClassVar[int] = 224
     #: backbone weights used unless the user says otherwise: "imagenet" or "random"
     default_weights: ClassVar[str] = "imagenet"
+    #: options (keys of ``config``) that name a variant of the dataset in its results
+    #: folder when they differ from the constructor's default (see :meth:`results_key`)
+    variant_options: ClassVar[tuple[str, ...]] = ("protocol",)
 
     ids: list[str]
     labels: np.ndarray
@@ -207,16 +210,23 @@ class HashingDataset:
     def results_key(self) -> str:
         """The name of this dataset's folder in the results store.
 
-        The dataset name, plus the protocol when it is not the constructor's
-        default, so that runs under two protocols can share a results folder.
+        The dataset name, then each of :attr:`variant_options` whose value is
+        not the constructor's default: the protocol as its value, the others
+        as ``<option><value>`` (``mirflickr25k-paper``,
+        ``mirflickr25k-label_set38``), so that runs of two variants share a
+        results folder side by side instead of refusing to overwrite each other.
         """
         import inspect
 
-        proto = self.config.get("protocol")
-        param = inspect.signature(type(self).__init__).parameters.get("protocol")
-        if proto is None or (param is not None and param.default == proto):
-            return self.name
-        return f"{self.name}-{proto}"
+        params = inspect.signature(type(self).__init__).parameters
+        parts = [self.name]
+        for option in self.variant_options:
+            value = self.config.get(option)
+            param = params.get(option)
+            if value is None or (param is not None and str(param.default) == str(value)):
+                continue
+            parts.append(str(value) if option == "protocol" else f"{option}{value}")
+        return "-".join(parts)
 
     def describe(self, split: Split | None = None) -> dict[str, Any]:
         """Counts and label statistics (``prepare`` prints these)."""

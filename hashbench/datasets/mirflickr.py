@@ -128,6 +128,7 @@ class MirFlickr25k(FileImageDataset):
     name = "mirflickr25k"
     summary = "MIRFLICKR-25K: 25,000 Flickr images with user tags and 24 (or 38) concepts"
     archives = ARCHIVES
+    variant_options = ("protocol", "label_set")  # results of each variant in their own folder
 
     def __init__(
         self,

@@ -114,6 +114,7 @@ class NusWide(FileImageDataset):
     name = "nuswide"
     summary = "NUS-WIDE: Flickr images with 1,000-tag vectors and 81 concepts (21 most frequent kept)"
     archives = ARCHIVES
+    variant_options = ("protocol", "top_labels")  # results of each variant in their own folder
 
     def __init__(
         self,
