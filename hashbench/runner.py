@@ -28,6 +28,7 @@ from .hasher import Hasher
 from .provenance import now, provenance
 from .registry import available_methods, get_method
 from .storage import atomic_write_json, json_digest
+from .validation import check_bits
 
 log = logging.getLogger("hashbench")
 
@@ -112,8 +113,7 @@ def _check_grid(bits: list[int], seeds: list[int]) -> None:
     if not bits:
         raise ConfigError("no bit lengths given")
     for b in bits:
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0:
-            raise ConfigError(f"bit lengths must be positive integers, got {b!r}")
+        check_bits(b)  # each method checks its own maximum when it is built
     if not seeds:
         raise ConfigError("no seeds given")
     for s in seeds:

@@ -119,7 +119,7 @@ def test_older_results_folder_gets_a_clear_error(tmp_path, capsys):
     [
         (["--methods", "nope"], "unknown method 'nope'; known methods:"),
         (["--methods", "lsh", "--dataset", "nope"], "unknown dataset 'nope'; known datasets:"),
-        (["--methods", "lsh", "--bits", "0"], "bit lengths must be positive integers"),
+        (["--methods", "lsh", "--bits", "0"], "bits must be a positive integer, got 0"),
         (["--methods", "itq", "--bits", "5000"], "itq: cannot produce 5000 bits"),
         (["--methods", "lsh", "--param", "itq.n_iter=3"], "parameters given for 'itq'"),
         (["--methods", "lsh", "--ties", "sorted"], "sorted"),
