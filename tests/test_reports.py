@@ -23,7 +23,7 @@ from hashbench.reports import generate_reports
 from hashbench.reports.collect import load_report_data, metric_sort_key
 from hashbench.reports.plots import DPI, FIGSIZE
 from hashbench.reports.significance import paired_bootstrap, paired_test
-from hashbench.reports.tables import build_table
+from hashbench.reports.tables import build_table, row_sort_key
 from hashbench.store import cell_path, write_cell
 
 Q = 200  # queries
@@ -208,6 +208,15 @@ def test_metric_order_is_the_papers():
     assert sorted(names, key=metric_sort_key) == [
         "mAP@50000", "mAP@5000", "mAP@1000", "mAP@all", "P@100", "P@1000", "P@r2", "R@r2"
     ]
+
+
+def test_row_order_is_the_papers_then_other_methods_by_name():
+    rows = [("udht", "UDHT", True), ("zeta", "Zeta", False), ("itq", "ITQ", False), ("mine", "A new method", True),
+            ("sh", "SH", False), ("tag-binary", "Tag-binary baseline", True), ("lsh", "LSH", False),
+            ("dsh", "DSH", False), ("alpha", "alpha", False)]
+    ordered = [r[0] for r in sorted(rows, key=lambda r: row_sort_key(*r))]
+    # Table 2: ITQ, PCAH, LSH, DSH, SpH, SH, AGH ... baseline, UDHT; a new method after them
+    assert ordered == ["itq", "lsh", "dsh", "sh", "alpha", "zeta", "tag-binary", "udht", "mine"]
 
 
 def test_table_rows_columns_values_and_marks(tmp_path):

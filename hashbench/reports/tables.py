@@ -1,7 +1,10 @@
 """Paper-style result tables (the layout of UDHT's Tables 2 and 3), as LaTeX, Markdown and CSV.
 
 One table per metric and convention group. Rows: one per method, non-deep methods first
-and deep ones after (the paper's grouping), each group sorted by display name, then a
+and deep ones after (the paper's grouping), each group in the paper's row order for the
+methods of its Table 2 (:data:`PAPER_ROW_ORDER`) and then any other method (a plugin,
+a new proposal) by display name, so a new method lands at the bottom, where papers put
+theirs; then a
 *Chance* row (the fraction of relevant query-database pairs, i.e. the expected precision of
 a random ranking, which the evaluator reports beside the methods; shown for precision-like
 metrics only, as it is no baseline for recall). Columns: one group per dataset protocol,
@@ -32,6 +35,17 @@ from .significance import PairedTest, paired_test
 DECIMALS = 4
 CHANCE_LABEL = "Chance"
 TYPE_LABELS = {False: "non-deep", True: "deep"}
+
+#: Rows of UDHT's Tables 2 and 3 in the paper's order (ITQ, PCAH, LSH, DSH, SpH, SH, AGH;
+#: its baseline, then UDHT), with our variants after the method they vary.
+PAPER_ROW_ORDER = ("itq", "pcah", "lsh", "dsh", "sph", "sh", "agh", "agh2",
+                   "tag-binary", "tag-binary-e2e", "udht-frozen", "udht")
+
+
+def row_sort_key(method: str, display_name: str, deep: bool) -> tuple:
+    """Table order: non-deep before deep; the paper's rows in its order; others by display name."""
+    known = method in PAPER_ROW_ORDER
+    return (deep, not known, PAPER_ROW_ORDER.index(method) if known else 0, display_name.lower(), method)
 
 #: Metrics whose per-query mean has the chance level as its random-ranking baseline.
 _PRECISION_LIKE = ("mAP@", "P@")
@@ -273,7 +287,7 @@ def build_table(
     methods = cells.drop_duplicates("method")[["method", "display_name", "deep"]]
     rows = sorted(
         ((m, d, bool(deep)) for m, d, deep in methods.itertuples(index=False)),
-        key=lambda r: (r[2], r[1].lower(), r[0]),
+        key=lambda r: row_sort_key(*r),
     )
     entries: dict[tuple[str, str, int], Entry] = {}
     n_min, n_max = np.inf, 0
