@@ -71,10 +71,11 @@ _COMMON_DOC = """
       training FC2 features' mean and s the root mean square of the centred
       values (one scalar), fixed at fit time (a constant layer, not learned).
       Glorot initialisation assumes centred, unit-scale inputs; FC2 outputs
-      (after ReLU) are neither, and with the synthetic set's random-weight
-      AlexNet they are ~100x smaller than unit scale and dominated by their
-      common mean: on them, the raw network collapses (every item gets the
-      same code). "none" gives the paper's network exactly;
+      (after ReLU) are not centred (on the synthetic set their common mean is
+      about 3x their spread), and their scale depends on the weights (with
+      PyTorch's default initialisation of the random AlexNet, which we no
+      longer use, they were ~100x below unit scale and the raw network gave
+      every item the same code). "none" gives the paper's network exactly;
     * ``batch_size`` = 50, as in the authors' public code;
     * ``word_vectors`` = "auto": offline, no pretrained vectors; the paper uses
       300-d vectors trained on Wikipedia;
@@ -221,14 +222,14 @@ class UDHT(_UDHTMixin, TagHashingBase):
     L2 went from 0.003 at the end of the warm-up to 0.38 in the first
     fine-tuning epoch, even with ``backbone_lr=0``).
 
-    Observed on the synthetic set (random-weight AlexNet, 64 px, CPU
-    defaults): fine-tuning does not help there -- mAP@5000 about 0.54-0.58,
-    below ``udht-frozen`` (0.59-0.62), whose head sees all 5,000 training
-    images instead of 500. With ``backbone_lr=0`` the fine-tuning epochs
-    leave the loss where the warm-up left it; at 1e-4 it rises (L2 0.003 ->
-    0.35): the random network's FC2 outputs are ~150x smaller than unit scale,
-    so after standardisation the same learning rate moves them ~150^2 times
-    more, relative to their size, than it would move ImageNet features. The
+    Observed on the synthetic set (random He-initialised AlexNet, 64 px, CPU
+    defaults): mAP@5000 about 0.56, below ``udht-frozen`` (about 0.58-0.60),
+    whose head sees all 5,000 training images instead of 500; the two
+    fine-tuning epochs move the loss little (L2 0.002-0.003 at the end of the
+    warm-up, 0.0035 after). (With PyTorch's default initialisation, whose FC2
+    outputs are ~100x below unit scale, the same backbone learning rate moved
+    the features by many times their size: L2 jumped to 0.35-0.46 and mAP
+    fell to chance at 32 bits; see :mod:`hashbench.features.backbone`.) The
     end-to-end mode is meant for ImageNet weights, real images and a GPU.
 
     Schedule (the paper gives none; the defaults keep a CPU run on the 64-px

@@ -24,11 +24,12 @@ def test_1x1_shortcut_gives_the_same_features_and_gradients(net, size):
     assert net.features(torch.zeros(1, 3, size, size)).shape[-2:] == (1, 1)
     x = torch.randn(6, 3, size, size, generator=torch.Generator().manual_seed(size))
     net.eval()
-    out = net(x)
-    ref = reference_fc2(net, x)
+    with torch.no_grad():
+        out = net(x)
+        ref = reference_fc2(net, x)
     assert out.shape == (6, 4096)
-    # the random net's FC2 outputs are ~1e-2; the sum order differs, nothing else
-    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-7)
+    # the sum order differs, nothing else
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
     assert (out > 0).any()
 
     # every one of FC1's 36 columns per channel gets the gradient it gets unfolded

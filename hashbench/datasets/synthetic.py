@@ -65,7 +65,8 @@ these with ranges, not exact values. MIRFLICKR-25K's figures in brackets.
   (GloVe on the real tags: 0.609): word vectors extract more than binary
   tags, as on the real data, and tags are far from the labels in disguise;
 * image-only signal: Euclidean ranking of 16x16 downsampled pixels gives
-  0.666, of the FC2 features of the seeded random AlexNet 0.618.
+  0.666, of the FC2 features of the seeded random (He-initialised) AlexNet
+  0.616.
 
 Cost on 2 CPU cores: building the set 0.3 s; rendering all 6,000 images
 about 4 ms each (22-25 s, once per process); their random-AlexNet FC2

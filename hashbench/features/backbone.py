@@ -16,7 +16,16 @@ Weights (``BackboneSpec.weights``):
   ``torch.load(weights_only=True)``;
 * ``"random"``: a fixed, seeded random initialisation. Only the synthetic
   dataset uses it by default; every result records it and the report states it,
-  so that nobody takes those features for ImageNet ones.
+  so that nobody takes those features for ImageNet ones. It is He et al.'s
+  initialisation for ReLU networks (ICCV 2015, eq. 10): weights N(0, 2/fan_in),
+  biases 0, which keeps the signal's scale through the layers, so that FC2
+  outputs come out at about unit scale, as a trained network's do.
+  torchvision's AlexNet is left at PyTorch's default initialisation (weights
+  and biases uniform in +-1/sqrt(fan_in)), under which the signal shrinks
+  ~2.4x per layer while the biases do not: its FC2 outputs are ~100x below
+  unit scale and dominated by a common offset, and fine-tuning them at the
+  paper's backbone learning rate moved them by many times their size in
+  one epoch.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from ..storage import file_digest
 FC2_DIM = 4096
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: recorded with random weights: which random network they are
+RANDOM_INIT = "he-normal-fan-in, zero biases"
 BACKBONES = {"alexnet-fc2": "AlexNet (Krizhevsky et al., NIPS 2012) up to FC2 after ReLU: 4,096-d"}
 
 
@@ -58,13 +69,15 @@ class BackboneSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if self.weights not in ("imagenet", "random"):
+        if self.weights == "random":
+            d["init"] = RANDOM_INIT
+        elif self.weights != "imagenet":
             d["weights_sha256"] = _file_sha256(Path(self.weights))
         return d
 
     def describe(self) -> str:
         if self.weights == "random":
-            w = f"random initialisation (seed {self.seed}), not ImageNet"
+            w = f"random He initialisation (seed {self.seed}), not ImageNet"
         elif self.weights == "imagenet":
             w = "ImageNet (torchvision IMAGENET1K_V1)"
         else:
@@ -168,9 +181,21 @@ def build_alexnet_fc2(spec: BackboneSpec):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         net = alexnet(weights=None)
+        if state is None:
+            _he_init(net)
     if state is not None:
         net.load_state_dict(state)
     return AlexNetFC2(net)
+
+
+def _he_init(net: Any) -> None:
+    """He et al.'s fan-in initialisation for ReLU networks: weights N(0, 2 / fan_in), zero biases."""
+    from torch import nn
+
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
 
 
 def preprocess(images: np.ndarray | list[np.ndarray], spec: BackboneSpec):
