@@ -60,3 +60,24 @@ def test_larger_inputs_and_active_dropout_take_torchvision_path(net):
     finally:
         net.eval()
     assert torch.equal(a, b)
+
+
+def test_random_weights_follow_he_initialisation(net):
+    """He et al. 2015, eq. 10: Var[w] = 2 / fan_in, zero biases; recorded in the spec."""
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 7  # conv1-5, FC1, FC2
+    for m in layers:
+        fan_in = m.weight[0].numel()
+        assert float(m.weight.detach().std()) == pytest.approx((2.0 / fan_in) ** 0.5, rel=0.03)
+        assert not m.bias.any()
+    # the signal keeps its scale: FC2 outputs of normalised noise are O(1), not ~1e-2
+    with torch.no_grad():
+        out = net.eval()(torch.randn(16, 3, 64, 64, generator=torch.Generator().manual_seed(2)))
+    assert 0.1 < float(out.pow(2).mean().sqrt()) < 30
+    spec = BackboneSpec(weights="random", resize=64, crop=64, seed=3)
+    assert "he" in spec.to_dict()["init"] and "He" in spec.describe()
+    # the same seed gives the same network; another seed another one
+    again = build_alexnet_fc2(spec)
+    other = build_alexnet_fc2(BackboneSpec(weights="random", resize=64, crop=64, seed=4))
+    assert torch.equal(again.classifier[4].weight, net.classifier[4].weight)
+    assert not torch.equal(other.classifier[4].weight, net.classifier[4].weight)
