@@ -253,6 +253,11 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "prepare": c
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before torch loads its OpenMP runtime (nothing above imports it): idle OpenMP threads
+    # sleep instead of spinning. Spinning threads take the cores from every other process
+    # and slowed small-batch training 2-40x on a shared 2-core machine; on a quiet one
+    # sleeping costs nothing measurable (benchmarks/README.md). A value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

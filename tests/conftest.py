@@ -11,7 +11,7 @@ import pytest
 
 matplotlib.use("Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
-# as `python -m hashbench` does: idle OpenMP threads sleep rather than spin (a shared CI machine)
+# as the command line does: idle OpenMP threads sleep rather than spin (a shared CI machine)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from hashbench.datasets import HashingDataset, random_split, register_dataset  # noqa: E402

@@ -241,3 +241,12 @@ def test_saved_split_can_be_reloaded(tmp_path):
 def test_run_config_rejects_empty_grid(tmp_path):
     with pytest.raises(ConfigError, match="no bit lengths"):
         run(RunConfig(dataset="tiny-test", methods=["lsh"], bits=[], results=tmp_path), echo=lambda s: None)
+
+
+def test_command_line_lets_idle_openmp_threads_sleep_unless_the_user_chose(monkeypatch, capsys):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert main(["list"]) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert main(["list"]) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
