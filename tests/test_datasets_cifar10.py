@@ -80,3 +80,22 @@ def test_bad_batches_are_named(tmp_path):
     (folder / "data_batch_3").unlink()
     with pytest.raises(DataError, match=r"data_batch_3: CIFAR-10 batch file not found"):
         get_dataset("cifar10", tmp_path)
+
+
+class _Hostile:
+    """Unpickles as a call to os.system: what a tampered batch file could carry."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch hostile-ran",))
+
+
+def test_a_batch_that_names_another_global_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    write_cifar10(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "wb") as f:
+        pickle.dump({b"data": _Hostile(), b"labels": [0] * 4}, f, protocol=2)
+    with pytest.raises(DataError, match=r"data_batch_2: not a CIFAR-10 python batch .*system"):
+        get_dataset("cifar10", tmp_path)
+    assert not (tmp_path / "hostile-ran").exists()

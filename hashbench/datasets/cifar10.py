@@ -9,9 +9,11 @@ archive into the ``root``::
 pickled dict with ``b"data"`` (N x 3072 uint8: the red, then green, then blue
 32 x 32 plane of each image) and ``b"labels"`` (N class indices); ``batches.meta``
 holds ``b"label_names"``. Those files are unpickled because pickle *is* the
-official format; only these trusted files from the official release are read
-this way, never a user-supplied pickle. ``prepare`` checks them against the MD5
-sums that torchvision publishes for the same release (and the archive's, when
+official format; only these files are read this way, never results, and by a
+restricted unpickler that resolves nothing but NumPy's array reconstruction
+and the byte-string codec: a file that names any other global (``os.system``,
+say) is refused before anything runs. ``prepare`` also checks them against the MD5 sums that
+torchvision publishes for the same release (and the archive's, when
 ``--archives`` names its folder).
 
 CIFAR-10 is image-only: ``tags`` is None, and the runner refuses methods that
@@ -55,13 +57,32 @@ def official_md5s() -> dict[str, str]:
     return out
 
 
+#: the only globals a CIFAR-10 batch refers to: NumPy's array reconstruction (old and new module
+#: paths), and _codecs.encode, with which Python 3 writes bytes at pickle protocols below 3
+_ALLOWED_GLOBALS = {
+    (module, name)
+    for module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
+                   "numpy._core.numeric")
+    for name in ("ndarray", "dtype", "_reconstruct", "_frombuffer", "scalar")
+} | {("_codecs", "encode")}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Plain containers and NumPy arrays; any other global is refused, so nothing else can run."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refers to {module}.{name}, which a CIFAR-10 batch never does")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    """One file of the official python release (trusted; see the module docstring)."""
+    """One file of the official python release (see the module docstring)."""
     require_file(path, "CIFAR-10 batch file")
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="bytes")
-    except Exception as exc:  # a truncated or foreign file: name it
+            obj = _ArraysOnlyUnpickler(f, encoding="bytes").load()
+    except Exception as exc:  # a truncated, foreign or hostile file: name it
         raise DataError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
     if not isinstance(obj, dict):
         raise DataError(f"{path}: not a CIFAR-10 python batch (a {type(obj).__name__}, expected a dict)")
