@@ -219,11 +219,11 @@ class UDHT(_UDHTMixin, TagHashingBase):
     fine-tuning (the paper does not say). The head is warmed up, and the
     feature standardisation fixed, on the backbone's eval-mode outputs; with
     dropout on, the features it sees jump (on the synthetic set the hinge loss
-    L2 went from 0.003 at the end of the warm-up to 0.38 in the first
+    L2 went from 0.0025 at the end of the warm-up to 0.40 in the first
     fine-tuning epoch, even with ``backbone_lr=0``).
 
     Observed on the synthetic set (random He-initialised AlexNet, 64 px, CPU
-    defaults): mAP@5000 about 0.56, below ``udht-frozen`` (about 0.58-0.60),
+    defaults): mAP@5000 about 0.56-0.58, below ``udht-frozen`` (0.58-0.60),
     whose head sees all 5,000 training images instead of 500; the two
     fine-tuning epochs move the loss little (L2 0.002-0.003 at the end of the
     warm-up, 0.0035 after). (With PyTorch's default initialisation, whose FC2

@@ -212,7 +212,7 @@ class HashingDataset:
 
         The dataset name, then each of :attr:`variant_options` whose value is
         not the constructor's default: the protocol as its value, the others
-        as ``<option><value>`` (``mirflickr25k-paper``,
+        as ``<option><value>`` (``mirflickr25k-cleaned``,
         ``mirflickr25k-label_set38``), so that runs of two variants share a
         results folder side by side instead of refusing to overwrite each other.
         """

@@ -183,8 +183,8 @@ def build_alexnet_fc2(spec: BackboneSpec):
         net = alexnet(weights=None)
         if state is None:
             _he_init(net)
-    if state is not None:
-        net.load_state_dict(state)
+        else:
+            net.load_state_dict(state)
     return AlexNetFC2(net)
 
 

@@ -22,7 +22,7 @@ from ..errors import DataError
 from ..storage import atomic_write_json, cache_dir
 from .backbone import FC2_DIM, BackboneSpec, build_alexnet_fc2, check_image, preprocess, resolve_device
 
-CACHE_VERSION = 3  # 2: FC1 folded when conv5 is 1x1 (other float rounding); 3: random weights He-scaled
+CACHE_VERSION = 3  # 2: FC1 folded when conv5 is 1x1 (other float rounding); 3: random weights He-initialised
 
 
 class ImageInput:
