@@ -20,10 +20,10 @@ import pytest
 
 from hashbench import ConfigError, ResultsError
 from hashbench.reports import generate_reports
-from hashbench.reports.collect import load_report_data, metric_sort_key
+from hashbench.reports.collect import load_report_data, method_sort_key, metric_sort_key
 from hashbench.reports.plots import DPI, FIGSIZE
 from hashbench.reports.significance import paired_bootstrap, paired_test
-from hashbench.reports.tables import build_table, row_sort_key
+from hashbench.reports.tables import build_table
 from hashbench.store import cell_path, write_cell
 
 Q = 200  # queries
@@ -210,11 +210,11 @@ def test_metric_order_is_the_papers():
     ]
 
 
-def test_row_order_is_the_papers_then_other_methods_by_name():
+def test_method_order_is_the_papers_then_other_methods_by_name():
     rows = [("udht", "UDHT", True), ("zeta", "Zeta", False), ("itq", "ITQ", False), ("mine", "A new method", True),
             ("sh", "SH", False), ("tag-binary", "Tag-binary baseline", True), ("lsh", "LSH", False),
             ("dsh", "DSH", False), ("alpha", "alpha", False)]
-    ordered = [r[0] for r in sorted(rows, key=lambda r: row_sort_key(*r))]
+    ordered = [r[0] for r in sorted(rows, key=lambda r: method_sort_key(*r))]
     # Table 2: ITQ, PCAH, LSH, DSH, SpH, SH, AGH ... baseline, UDHT; a new method after them
     assert ordered == ["itq", "lsh", "dsh", "sh", "alpha", "zeta", "tag-binary", "udht", "mine"]
 

@@ -45,6 +45,25 @@ def per_query_key(metric: str) -> str:
     return "AP@" + metric[len("mAP@"):] if metric.startswith("mAP@") else metric
 
 
+#: Rows of UDHT's Tables 2 and 3 in the paper's order (ITQ, PCAH, LSH, DSH, SpH, SH, AGH;
+#: its baseline, then UDHT), with our variants after the method they vary.
+PAPER_ROW_ORDER = ("itq", "pcah", "lsh", "dsh", "sph", "sh", "agh", "agh2",
+                   "tag-binary", "tag-binary-e2e", "udht-frozen", "udht")
+
+
+def method_sort_key(method: str, display_name: str, deep: bool) -> tuple:
+    """Table rows and legend entries: non-deep before deep; the paper's methods in its row order;
+    any other method (a plugin, a new proposal) after them by display name, where papers put theirs."""
+    known = method in PAPER_ROW_ORDER
+    return (deep, not known, PAPER_ROW_ORDER.index(method) if known else 0, display_name.lower(), method)
+
+
+def methods_in_order(cells: pd.DataFrame) -> list[tuple[str, str, bool]]:
+    """(method, display name, deep) of the methods in ``cells``, in :func:`method_sort_key` order."""
+    rows = cells.drop_duplicates("method")[["method", "display_name", "deep"]]
+    return sorted(((m, d, bool(x)) for m, d, x in rows.itertuples(index=False)), key=lambda r: method_sort_key(*r))
+
+
 def metric_sort_key(metric: str) -> tuple:
     """The paper's order: mAP@50000 (Table 2), mAP@5000 (Table 3), other K, mAP@all, then P@N, P@r, R@r."""
     kind, _, arg = metric.partition("@")

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .collect import ConventionGroup, Protocol, ReportData, slug
+from .collect import ConventionGroup, Protocol, ReportData, methods_in_order, slug
 
 DPI = 150
 #: (width, height) in inches of each kind of figure.
@@ -124,13 +124,11 @@ def _seed_mean(arrays: list[np.ndarray]) -> np.ndarray | None:
     return np.nanmean(np.vstack(arrays), axis=0) if len(arrays) > 1 else arrays[0]
 
 
-def _methods(cells) -> list[tuple[str, str, bool]]:
-    rows = cells.drop_duplicates("method")[["method", "display_name", "deep"]]
-    return sorted(((m, d, bool(x)) for m, d, x in rows.itertuples(index=False)), key=lambda r: (r[2], r[1].lower(), r[0]))
-
-
-def _subtitle(protocol: Protocol) -> str:
-    return " [RANDOM backbone weights, not ImageNet]" if protocol.random_weights else ""
+def _subtitle(protocol: Protocol, *, own_line: bool = False) -> str:
+    """The random-weights warning; on its own line above a single narrow axes, beside the legend."""
+    if not protocol.random_weights:
+        return ""
+    return ("\n" if own_line else " ") + "[RANDOM backbone weights, not ImageNet]"
 
 
 def pr_curve_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, bits: int,
@@ -141,7 +139,7 @@ def pr_curve_figure(data: ReportData, group: ConventionGroup, protocol: Protocol
     fig, axes = _subplots("pr")
     ax = axes[0, 0]
     handles: dict[str, Any] = {}
-    for i, (method, display, _) in enumerate(_methods(cells)):
+    for i, (method, display, _) in enumerate(methods_in_order(cells)):
         rows = cells.index[cells.method == method]
         curves = [data.curves(r) for r in rows]
         prec = _seed_mean([c.get("pr_precision") for c in curves])
@@ -158,7 +156,7 @@ def pr_curve_figure(data: ReportData, group: ConventionGroup, protocol: Protocol
     ax.set_ylabel("Precision")
     ax.set_xlim(0, 1)
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{protocol.label}, {bits} bits: precision-recall{_subtitle(protocol)}", fontsize="medium")
+    ax.set_title(f"{protocol.label}, {bits} bits: precision-recall{_subtitle(protocol, own_line=True)}", fontsize="medium")
     _legend(fig, handles, title=_kinds_title(cells))
     return _save(fig, path, formats)
 
@@ -171,7 +169,7 @@ def precision_at_n_figure(data: ReportData, group: ConventionGroup, protocol: Pr
     fig, axes = _subplots("precision_at_n")
     ax = axes[0, 0]
     handles: dict[str, Any] = {}
-    for method, display, _ in _methods(cells):
+    for method, display, _ in methods_in_order(cells):
         rows = cells.index[cells.method == method]
         curves = [data.curves(r) for r in rows]
         prec = _seed_mean([c.get("precision_at_n") for c in curves])
@@ -190,7 +188,7 @@ def precision_at_n_figure(data: ReportData, group: ConventionGroup, protocol: Pr
     ax.set_xlabel("N (number of top-ranked items)")
     ax.set_ylabel("Precision@N")
     ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(f"{protocol.label}, {bits} bits: precision@N{_subtitle(protocol)}", fontsize="medium")
+    ax.set_title(f"{protocol.label}, {bits} bits: precision@N{_subtitle(protocol, own_line=True)}", fontsize="medium")
     _legend(fig, handles, title=_kinds_title(cells))
     return _save(fig, path, formats)
 
@@ -204,7 +202,7 @@ def map_vs_bits_figure(data: ReportData, group: ConventionGroup, protocol: Proto
     fig, axes = _subplots("map_vs_bits", 1, max(1, len(metrics)))
     handles: dict[str, Any] = {}
     bits_all = sorted(set(cells.bits))
-    methods = _methods(cells)
+    methods = methods_in_order(cells)
     # dodge the methods sideways a little so that their error bars do not hide each other
     span = (max(bits_all) - min(bits_all)) or 8
     dodge = {m: (i - (len(methods) - 1) / 2) * span * 0.008 for i, (m, _, _) in enumerate(methods)}
@@ -292,7 +290,7 @@ def write_figures(data: ReportData, group: ConventionGroup, folder: Path, format
     """Every figure of one convention group, under ``folder``; returns paths by kind."""
     formats = tuple(formats)
     cells = data.cells(group)
-    styles = method_styles((m, d) for m, _, d in _methods(cells))
+    styles = method_styles((m, d) for m, _, d in methods_in_order(cells))
     out: dict[str, list[Path]] = {"pr": [], "precision_at_n": [], "map_vs_bits": [], "loss": []}
     for pkey in sorted(set(cells.protocol), key=lambda k: (data.protocols[k].label, k)):
         p = data.protocols[pkey]

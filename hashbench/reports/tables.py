@@ -2,7 +2,7 @@
 
 One table per metric and convention group. Rows: one per method, non-deep methods first
 and deep ones after (the paper's grouping), each group in the paper's row order for the
-methods of its Table 2 (:data:`PAPER_ROW_ORDER`) and then any other method (a plugin,
+methods of its Table 2 (:func:`~hashbench.reports.collect.method_sort_key`) and then any other method (a plugin,
 a new proposal) by display name, so a new method lands at the bottom, where papers put
 theirs; then a
 *Chance* row (the fraction of relevant query-database pairs, i.e. the expected precision of
@@ -29,23 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .collect import ConventionGroup, Protocol, ReportData, per_query_key, slug
+from .collect import ConventionGroup, Protocol, ReportData, methods_in_order, per_query_key, slug
 from .significance import PairedTest, paired_test
 
 DECIMALS = 4
 CHANCE_LABEL = "Chance"
 TYPE_LABELS = {False: "non-deep", True: "deep"}
-
-#: Rows of UDHT's Tables 2 and 3 in the paper's order (ITQ, PCAH, LSH, DSH, SpH, SH, AGH;
-#: its baseline, then UDHT), with our variants after the method they vary.
-PAPER_ROW_ORDER = ("itq", "pcah", "lsh", "dsh", "sph", "sh", "agh", "agh2",
-                   "tag-binary", "tag-binary-e2e", "udht-frozen", "udht")
-
-
-def row_sort_key(method: str, display_name: str, deep: bool) -> tuple:
-    """Table order: non-deep before deep; the paper's rows in its order; others by display name."""
-    known = method in PAPER_ROW_ORDER
-    return (deep, not known, PAPER_ROW_ORDER.index(method) if known else 0, display_name.lower(), method)
 
 #: Metrics whose per-query mean has the chance level as its random-ranking baseline.
 _PRECISION_LIKE = ("mAP@", "P@")
@@ -284,11 +273,7 @@ def build_table(
     cells = cells[cells[metric].notna()] if metric in cells else cells.iloc[0:0]
     protocols = [data.protocols[k] for k in sorted(set(cells["protocol"]), key=lambda k: (data.protocols[k].label, k))]
     bits = {p.key: sorted(set(cells.loc[cells.protocol == p.key, "bits"])) for p in protocols}
-    methods = cells.drop_duplicates("method")[["method", "display_name", "deep"]]
-    rows = sorted(
-        ((m, d, bool(deep)) for m, d, deep in methods.itertuples(index=False)),
-        key=lambda r: row_sort_key(*r),
-    )
+    rows = methods_in_order(cells)
     entries: dict[tuple[str, str, int], Entry] = {}
     n_min, n_max = np.inf, 0
     for (method, pkey, b), sub in cells.groupby(["method", "protocol", "bits"], sort=False):
