@@ -59,7 +59,14 @@ class Hasher:
     ``deep``
         True for deep-learning methods (grouped apart in the tables, as in the paper);
     ``requires``
-        the inputs ``fit`` needs (see the module docstring).
+        the inputs ``fit`` needs (see the module docstring);
+    ``search_space``
+        the hyper-parameters model selection may tune, as data:
+        ``{param: [candidate values]}`` (a grid; empty: nothing to tune). A
+        plugin declares its own the same way;
+    ``configurations``
+        named parameter sets, ``{name: {param: value}}`` (e.g. ``"paper"``,
+        ``"authors-code"``), run as ``method@name`` on the command line.
     """
 
     name: ClassVar[str] = ""
@@ -68,6 +75,8 @@ class Hasher:
     paper: ClassVar[str] = ""
     deep: ClassVar[bool] = False
     requires: ClassVar[frozenset[str]] = frozenset({"features"})
+    search_space: ClassVar[dict[str, list[Any]]] = {}
+    configurations: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, bits: int = 32, seed: int = 0) -> None:
         self.bits = bits
@@ -170,6 +179,16 @@ class Hasher:
         if codes.shape[0] != n:
             raise DataError(f"{method}: encode returned {codes.shape[0]} codes for {n} items")
         return codes
+
+    def heldout_objective(self, features: Any = None, tags: Any = None, images: Any = None) -> float:
+        """The method's own label-free objective on held-out training items (lower is better).
+
+        Model selection's ``label-free`` criterion calls it on training items
+        the fit did not see. A method without an objective of its own keeps
+        this default, and selection falls back to its generic label-free
+        criterion (see :mod:`hashbench.selection`).
+        """
+        raise NotImplementedError
 
     # ------------------------------------------------------- to implement
     def _fit(self, features: np.ndarray | None, **inputs: Any) -> None:  # pragma: no cover

@@ -145,16 +145,46 @@ def get_method(name: str) -> type[Hasher]:
         ) from None
 
 
+def split_variant(spec: str) -> tuple[str, str | None]:
+    """``"udht@paper"`` -> ``("udht", "paper")``; ``"itq"`` -> ``("itq", None)``."""
+    name, at, variant = spec.partition("@")
+    if at and not variant:
+        raise ConfigError(f"method {spec!r}: a named configuration is missing after '@'")
+    return name, (variant if at else None)
+
+
+def resolve_method(spec: str) -> tuple[type[Hasher], dict[str, Any]]:
+    """The class of ``name[@configuration]`` and the parameters of that named configuration.
+
+    An unknown configuration is a :class:`ConfigError` naming the known ones.
+    """
+    name, variant = split_variant(spec)
+    cls = get_method(name)
+    if variant is None:
+        return cls, {}
+    configs = getattr(cls, "configurations", {}) or {}
+    if variant not in configs:
+        raise ConfigError(
+            f"method {name!r} has no configuration {variant!r}; known: {', '.join(sorted(configs)) or '(none)'}"
+        )
+    params = dict(configs[variant])
+    unknown = sorted(set(params) - set(cls._param_names()))
+    if unknown:  # a bug in the method's own declaration, caught when it is used
+        raise ConfigError(f"{name}@{variant}: configuration names unknown parameters {unknown}")
+    return cls, params
+
+
 def method_origin(name: str) -> str:
     get_method(name)
     return _ORIGINS[name]
 
 
 def create(name: str, **params: Any) -> Hasher:
-    """Instantiate a registered method: ``create("itq", bits=32, seed=0)``."""
-    cls = get_method(name)
+    """Instantiate a registered method: ``create("itq", bits=32, seed=0)``, or a named
+    configuration of it: ``create("udht-frozen@paper", bits=32)`` (``params`` override it)."""
+    cls, preset = resolve_method(name)
     try:
-        return cls(**params)
+        return cls(**{**preset, **params})
     except TypeError as exc:
         allowed = ", ".join(cls._param_names())
         raise ConfigError(f"{name}: bad parameters {sorted(params)} ({exc}); accepted: {allowed}") from exc

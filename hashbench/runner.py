@@ -26,7 +26,7 @@ from .errors import ConfigError, DataError, ResultsError
 from .features import BackboneSpec, ImageInput, extract_features
 from .hasher import Hasher
 from .provenance import now, provenance
-from .registry import available_methods, get_method
+from .registry import available_methods, get_method, resolve_method, split_variant
 from .storage import atomic_write_json, json_digest
 from .validation import check_bits
 
@@ -99,7 +99,7 @@ def resolve_methods(names: list[str], dataset: HashingDataset) -> list[str]:
                     continue
                 out.append(m)
             continue
-        cls = get_method(name)  # unknown names: ConfigError listing the known ones
+        cls, _ = resolve_method(name)  # unknown names or configurations: ConfigError listing the known ones
         if "tags" in cls.requires and not dataset.has_tags:
             raise ConfigError(
                 f"method {name!r} learns from tags, but dataset {dataset.name!r} has no tags (image-only)"
@@ -212,7 +212,8 @@ class Runner:
     # --------------------------------------------------------------- cells
     def cell_config(self, method: str, bits: int, seed: int, split_key: str) -> dict[str, Any]:
         """What determines a cell's result; its digest is the cell key."""
-        params = dict(self.config.method_params.get(method, {}))
+        _, preset = resolve_method(method)
+        params = {**preset, **self.config.method_params.get(method, {})}
         return {
             "dataset": self.dataset.fingerprint(),
             "split": split_key,
@@ -223,8 +224,8 @@ class Runner:
         }
 
     def make_hasher(self, method: str, bits: int, seed: int) -> Hasher:
-        cls = get_method(method)
-        params = dict(self.config.method_params.get(method, {}))
+        cls, preset = resolve_method(method)  # "name@configuration": that named parameter set
+        params = {**preset, **self.config.method_params.get(method, {})}
         try:
             return cls(bits=bits, seed=seed, **params)
         except TypeError as exc:
@@ -347,7 +348,7 @@ class Runner:
                 },
                 "chance": chance,
             },
-            "method": {**type(hasher).info(), "params": hasher.get_params()},
+            "method": {**_method_info(method, hasher), "params": hasher.get_params()},
             "bits": bits,
             "seed": seed,
             "features": {
@@ -370,6 +371,16 @@ class Runner:
             "per_query": result.per_query,
         }
         return record, arrays
+
+
+def _method_info(spec: str, hasher: Hasher) -> dict[str, Any]:
+    """The method's registry info; a named configuration (``udht@paper``) is its own row."""
+    info = type(hasher).info()
+    _, variant = split_variant(spec)
+    if variant is not None:
+        info.update(name=spec, base=info["name"], configuration=variant,
+                    display_name=f"{info['display_name']} @{variant}")
+    return info
 
 
 def run(config: RunConfig, *, echo: Callable[[str], None] = print) -> RunSummary:

@@ -209,3 +209,24 @@ def test_readme_example_plugin_is_the_shipped_file_and_works(rng):
         np.testing.assert_array_equal(codes, expected)
     finally:
         unregister_method("pca-rr")
+
+
+def test_named_configurations_are_parameter_sets_and_unknown_ones_are_refused():
+    class WithConfigs(Hasher):
+        configurations = {"paper": {"n_iter": 7}}
+
+        def __init__(self, bits=32, seed=0, n_iter=50):
+            super().__init__(bits=bits, seed=seed)
+            self.n_iter = n_iter
+
+    register_method("_with-configs")(WithConfigs)
+    try:
+        assert hashbench.create("_with-configs@paper", bits=8).n_iter == 7
+        assert hashbench.create("_with-configs@paper", bits=8, n_iter=3).n_iter == 3  # explicit wins
+        assert hashbench.create("_with-configs", bits=8).n_iter == 50
+        with pytest.raises(ConfigError, match="no configuration 'nope'; known: paper"):
+            hashbench.create("_with-configs@nope")
+        with pytest.raises(ConfigError, match="missing after '@'"):
+            hashbench.create("_with-configs@")
+    finally:
+        unregister_method("_with-configs")
