@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run methods x bits x seeds on a dataset, score and store every cell",
                          epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--methods", type=_name_list, default=["all"],
-                     help="comma-separated method names, or all (default: all)")
+                     help="comma-separated method names, all (every unsupervised method; the default) "
+                          "and/or supervised (the supervised references, e.g. all,supervised)")
     run.add_argument("--bits", type=_int_list, default=[12, 24, 32, 48], help="default: 12,24,32,48")
     run.add_argument("--seeds", type=_int_list, default=[0], help="method seeds (default: 0)")
     run.add_argument("--dataset", default="synthetic", help="default: synthetic (embedded, offline)")
@@ -211,10 +212,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .registry import available_methods, get_method
 
     if args.what in (None, "methods"):
-        print("methods:")
+        print("methods (`--methods all` runs the unsupervised ones; `supervised` adds the supervised references):")
         for name in available_methods():
             cls = get_method(name)
-            kind = "deep" if cls.deep else "non-deep"
+            kind = ("deep" if cls.deep else "non-deep") + (", supervised: not in all" if cls.is_supervised() else "")
             needs = "+".join(sorted(cls.requires))
             print(f"  {name:<15} {cls.summary} [{kind}; needs {needs}] -- {cls.paper}")
     if args.what in (None, "datasets"):

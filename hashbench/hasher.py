@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import ConfigError, DataError, NotFittedError
-from .validation import check_bits, check_codes, check_features, check_tags
+from .validation import check_bits, check_codes, check_features, check_labels, check_tags
 
-INPUT_KINDS = frozenset({"features", "tags", "images"})
+INPUT_KINDS = frozenset({"features", "tags", "images", "labels"})
 
 
 class Hasher:
@@ -114,11 +114,19 @@ class Hasher:
         return getattr(self, "fitted_", False)
 
     # ---------------------------------------------------------------- public
-    def fit(self, features: Any = None, tags: Any = None, images: Any = None) -> "Hasher":
+    @classmethod
+    def is_supervised(cls) -> bool:
+        """A supervised method learns from labels (``"labels"`` in ``requires``): a reference, not a contestant."""
+        return "labels" in cls.requires
+
+    def fit(self, features: Any = None, tags: Any = None, images: Any = None, labels: Any = None) -> "Hasher":
         """Learn the hash function; returns ``self``.
 
         ``features``: (n, d) float array; ``tags``: n lists of strings;
-        ``images``: an :class:`~hashbench.features.ImageInput` of n images.
+        ``images``: an :class:`~hashbench.features.ImageInput` of n images;
+        ``labels``: the n training items' labels ((n, L) 0/1 or (n,) classes),
+        for supervised methods only (the runner gives the training role's, never
+        a query or database-only item's).
         Only the inputs named in ``requires`` are used (and required).
         """
         method = self.name or type(self).__name__
@@ -143,6 +151,8 @@ class Hasher:
             tags = check_tags(tags, n if n is not None else len(tags), name=f"{method}: tags")
         if n is None:
             raise ConfigError(f"{method}: requires must include 'features' or 'images'")
+        if "labels" in self.requires:
+            labels = check_labels(labels, n, name=f"{method}: training labels")
         d = features.shape[1] if features is not None and "features" in self.requires else 0
         limit, why = self.max_bits(n, d)
         self.bits = check_bits(self.bits, max_bits=limit, method=method, reason=why)
@@ -153,6 +163,8 @@ class Hasher:
             kwargs["tags"] = tags
         if "images" in self.requires:
             kwargs["images"] = images
+        if "labels" in self.requires:
+            kwargs["labels"] = labels
         self.n_features_in_ = d if "features" in self.requires else None
         self.fitted_ = False
         self._fit(features if "features" in self.requires else None, **kwargs)
@@ -215,5 +227,6 @@ class Hasher:
             "summary": cls.summary,
             "paper": cls.paper,
             "deep": bool(cls.deep),
+            "supervised": cls.is_supervised(),
             "requires": sorted(cls.requires),
         }

@@ -92,8 +92,13 @@ def resolve_methods(names: list[str], dataset: HashingDataset) -> list[str]:
     known = available_methods()
     out: list[str] = []
     for name in names:
+        if name == "supervised":  # the supervised references, which "all" leaves out
+            out.extend(m for m in known if get_method(m).is_supervised())
+            continue
         if name == "all":
             for m in known:
+                if get_method(m).is_supervised():
+                    continue  # "all" means the unsupervised methods; ask for "supervised" too
                 if "tags" in get_method(m).requires and not dataset.has_tags:
                     log.warning("skipping %s: it learns from tags and dataset %s has none", m, dataset.name)
                     continue
@@ -292,6 +297,22 @@ class Runner:
             self.echo(f"  {label}: {shown} (fit {record['timings']['fit_s']:.1f}s)")
             return CellOutcome(method, bits, seed, "computed", path, m)
 
+    def _images(self, role: str) -> ImageInput:
+        return ImageInput(self.dataset, getattr(self.split, role), self.backbone, self.config.cache)
+
+    def _evaluate_pieces(self, hasher: Hasher, feats: dict[str, np.ndarray] | None):
+        from .evaluation.category import evaluate_category_aware
+
+        if "features" in hasher.requires:
+            q, db = hasher.encode_pieces(feats["query"]), hasher.encode_pieces(feats["database"])
+        else:
+            q, db = hasher.encode_pieces(images=self._images("query")), hasher.encode_pieces(images=self._images("database"))
+        labels = self.dataset.labels
+        if labels.ndim == 1:  # classes: category c is "is of class c"
+            labels = np.eye(int(labels.max()) + 1, dtype=np.uint8)[labels]
+        return evaluate_category_aware(q, db, labels[self.split.query], labels[self.split.database],
+                                       self.eval_config, list(self.dataset.label_names))
+
     def _compute_cell(
         self, method: str, bits: int, seed: int, key: str, split_key: str, chance: float
     ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -311,7 +332,9 @@ class Runner:
         if "tags" in req:
             fit_inputs["tags"] = [self.dataset.tags[i] for i in self.split.train]  # type: ignore[index]
         if "images" in req:
-            fit_inputs["images"] = ImageInput(self.dataset, self.split.train, self.backbone)
+            fit_inputs["images"] = self._images("train")
+        if "labels" in req:  # supervised references: the training role's labels, never another role's
+            fit_inputs["labels"] = self.dataset.labels[self.split.train]
         t0 = time.perf_counter()
         hasher.fit(**fit_inputs)
         timings["fit_s"] = time.perf_counter() - t0
@@ -320,8 +343,8 @@ class Runner:
             q_codes = hasher.encode(feats["query"])
             db_codes = hasher.encode(feats["database"])
         else:
-            q_codes = hasher.encode(images=ImageInput(self.dataset, self.split.query, self.backbone))
-            db_codes = hasher.encode(images=ImageInput(self.dataset, self.split.database, self.backbone))
+            q_codes = hasher.encode(images=self._images("query"))
+            db_codes = hasher.encode(images=self._images("database"))
         timings["encode_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = evaluate(
@@ -331,6 +354,11 @@ class Runner:
             self.dataset.labels[self.split.database],
             self.eval_config,
         )
+        category_aware = None
+        if callable(getattr(hasher, "encode_pieces", None)):
+            # category-aware hashing (one code piece per category): its own retrieval mode and metric
+            category_aware = self._evaluate_pieces(hasher, feats)
+            result.metrics.update(category_aware.metrics)
         timings["evaluate_s"] = time.perf_counter() - t0
         record = {
             "cell_key": key,
@@ -362,6 +390,8 @@ class Runner:
             "timings": timings,
             "history": hasher.training_history(),
             "fit_info": getattr(hasher, "fit_info_", {}) or {},
+            **({"category_aware": {"per_category": category_aware.per_category, "config": category_aware.config}}
+               if category_aware is not None else {}),
             "provenance": {**provenance(self.config.command), "started": started, "finished": now()},
         }
         arrays = {

@@ -80,3 +80,18 @@ def check_tags(tags: Any, n: int, *, name: str = "tags") -> list[list[str]]:
             raise DataError(f"{name}[{i}]: expected a list of tags, got the string {t!r}")
         out.append([str(s) for s in t])
     return out
+
+
+def check_labels(labels: Any, n: int, *, name: str = "labels") -> np.ndarray:
+    """Training labels for a supervised method: an (n, L) 0/1 matrix or an (n,) integer class vector."""
+    if labels is None:
+        raise DataError(f"{name}: this method is supervised and needs the training labels, but none were given")
+    arr = np.asarray(labels)
+    if arr.ndim not in (1, 2) or arr.shape[0] != n:
+        raise DataError(f"{name}: expected {n} rows of labels, got an array of shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer) and not np.issubdtype(arr.dtype, np.bool_):
+        if not np.isfinite(arr).all() or not np.equal(np.round(arr), arr).all():
+            raise DataError(f"{name}: labels must be integers (0/1 for multi-label), got non-integer values")
+    if arr.ndim == 2 and not np.isin(arr, (0, 1)).all():
+        raise DataError(f"{name}: a multi-label matrix must hold only 0 and 1")
+    return arr.astype(np.uint8 if arr.ndim == 2 else np.int64)

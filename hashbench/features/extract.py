@@ -33,10 +33,12 @@ class ImageInput:
     weights, same preprocessing) that produced the cached features.
     """
 
-    def __init__(self, dataset: HashingDataset, indices: Sequence[int], spec: BackboneSpec) -> None:
+    def __init__(self, dataset: HashingDataset, indices: Sequence[int], spec: BackboneSpec,
+                 cache: str | Path | None = None) -> None:
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64)
         self.spec = spec
+        self.cache = cache  # the feature cache of the run (None: $HASHBENCH_CACHE or the default)
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -57,12 +59,34 @@ class ImageInput:
     def build_backbone(self):
         return build_alexnet_fc2(self.spec)
 
+    def region_features(self, proposals: Sequence[tuple[float, float, float, float]], *,
+                        device: str = "auto") -> np.ndarray:
+        """(n, M, 4096) FC2 features of each region proposal of each image, through the feature cache."""
+        from .regions import region_features
 
-def feature_key(dataset: HashingDataset, indices: np.ndarray, spec: BackboneSpec) -> str:
+        return region_features(self, list(proposals), cache=self.cache, device=device)
+
+
+def crop_region(batch: Any, region: tuple[float, float, float, float]) -> Any:
+    """The (x0, y0, x1, y1) fraction of each (n, 3, S, S) image, resized back to S x S (bilinear, antialiased)."""
+    import torch.nn.functional as F
+
+    size = batch.shape[-1]
+    x0, y0, x1, y1 = (int(round(v * size)) for v in region)
+    crop = batch[:, :, y0:y1, x0:x1]
+    if crop.shape[-2:] == batch.shape[-2:]:
+        return batch
+    return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def feature_key(dataset: HashingDataset, indices: np.ndarray, spec: BackboneSpec,
+                region: tuple[float, float, float, float] | None = None) -> str:
     ids = np.asarray(dataset.ids)[indices]
     h = hashlib.sha256()
-    h.update(json.dumps({"dataset": dataset.fingerprint(), "backbone": spec.to_dict(), "v": CACHE_VERSION},
-                        sort_keys=True, default=str).encode())
+    what = {"dataset": dataset.fingerprint(), "backbone": spec.to_dict(), "v": CACHE_VERSION}
+    if region is not None:  # features of a region of each image (the whole image keeps its old keys)
+        what["region"] = [float(v) for v in region]
+    h.update(json.dumps(what, sort_keys=True, default=str).encode())
     for i in ids:
         h.update(str(i).encode() + b"\0")
     return h.hexdigest()[:24]
@@ -77,8 +101,13 @@ def extract_features(
     device: str = "auto",
     batch_size: int = 64,
     progress: bool = True,
+    region: tuple[float, float, float, float] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """FC2 features of ``dataset`` items ``indices`` (in that order), and their provenance.
+
+    ``region`` = (x0, y0, x1, y1), fractions of the preprocessed image: the
+    features of that crop of every image, resized back to the backbone's input
+    size (region proposals; :func:`hashbench.features.regions.region_features`).
 
     Returns a float32 (len(indices), 4096) array (memory-mapped from the cache)
     and a dict recorded in every result: the backbone spec, the cache key and
@@ -91,9 +120,11 @@ def extract_features(
     root = Path(cache) if cache is not None else cache_dir()
     folder = root / "features"
     folder.mkdir(parents=True, exist_ok=True)
-    key = feature_key(dataset, indices, spec)
+    key = feature_key(dataset, indices, spec, region)
     path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
     info = {"backbone": spec.to_dict(), "description": spec.describe(), "cache_key": key, "dim": FC2_DIM}
+    if region is not None:
+        info["region"] = [float(v) for v in region]
     if path.is_file() and meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
@@ -112,6 +143,8 @@ def extract_features(
     try:
         with torch.inference_mode():
             for pos, batch in images.batches(batch_size):
+                if region is not None:
+                    batch = crop_region(batch, region)
                 feats = net(batch.to(dev)).float().cpu().numpy()
                 if not np.isfinite(feats).all():
                     raise DataError(f"features of {dataset.name} items {pos[0]}..{pos[-1]} contain NaN/inf")
