@@ -172,7 +172,6 @@ def test_iah_learns_from_labels(iah_run):
     assert iah["mAP@all"] > iah["chance"] + 0.1
     assert iah["mAP@all"] > lsh["mAP@all"] + 0.05
     # category-aware retrieval against its own chance level (mean frequency of each category)
-    print({k: v for k, v in iah.items() if "category" in k or k in ("mAP@all", "chance")}, lsh["mAP@all"])
     assert iah["category-aware mAP@all"] > iah["category-aware chance"] + 0.1
     hist = iah_run["iah"]["history"]
     assert hist["total"][-1] < hist["total"][0]
@@ -183,3 +182,19 @@ def test_iah_is_seeded_and_checks_parameters():
         IAH(hidden=1)._check_params()
     with pytest.raises(ConfigError, match="patience"):
         IAH(patience=0)._check_params()
+
+
+@pytest.mark.parametrize("name", ["mirflickr25k", "nuswide"])
+def test_iah_runs_on_the_real_dataset_fixtures(tmp_path, name):
+    from .test_datasets_end_to_end import CASES
+
+    writer, options = CASES[name]
+    root = tmp_path / "data"
+    writer(root)
+    rc = main(["-q", "run", "--dataset", name, "--data-root", str(root), *options, "--methods", "iah",
+               "--bits", "8", "--results", str(tmp_path / "res"), "--cache-dir", str(tmp_path / "cache"),
+               "--weights", "random", "--no-report", "--param", "iah.max_epochs=2", "--param", "iah.batch_size=8"])
+    assert rc == 0
+    (cell,) = iter_cells(tmp_path / "res")
+    m = cell.record["metrics"]
+    assert 0 <= m["category-aware mAP@all"] <= 1 and 0 <= m["mAP@all"] <= 1
