@@ -85,7 +85,8 @@ def extract_features(
     whether the cache was hit.
     """
     import torch
-    from tqdm.auto import tqdm
+
+    from ..progress import progress_bar
 
     indices = np.asarray(indices, dtype=np.int64)
     root = Path(cache) if cache is not None else cache_dir()
@@ -108,7 +109,7 @@ def extract_features(
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, FC2_DIM))
     images = ImageInput(dataset, indices, spec)
     t0 = time.perf_counter()
-    bar = tqdm(total=indices.size, desc=f"features {dataset.name} ({spec.name})", unit="img", disable=not progress)
+    bar = progress_bar(indices.size, f"features {dataset.name} ({spec.name})", "img", enabled=progress)
     try:
         with torch.inference_mode():
             for pos, batch in images.batches(batch_size):
