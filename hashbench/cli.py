@@ -140,24 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _topk(text: str) -> tuple[int | None, ...]:
-    out: list[int | None] = []
-    for v in text.split(","):
-        v = v.strip().lower()
-        if v in ("all", "none"):
-            out.append(None)
-        elif v:
-            try:
-                k = int(v)
-            except ValueError:
-                raise ConfigError(f"--topk: expected integers or 'all', got {v!r}") from None
-            if k <= 0:
-                raise ConfigError(f"--topk: K must be positive, got {k}")
-            out.append(k)
-    return tuple(out)
+    from .api import parse_topk
+
+    return parse_topk(text)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import RunConfig, run
+    """A thin layer over :func:`hashbench.run`: the arguments become a RunConfig, the rest is the same call."""
+    from .api import run
+    from .runner import RunConfig
 
     if args.cache_dir:
         os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
@@ -180,22 +171,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         command="python -m hashbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    summary = run(config)
-    print(
-        f"\n{len(summary.computed)} cell(s) computed, {len(summary.skipped)} already done; "
-        f"results in {summary.results.resolve() / summary.dataset_key}"
-    )
-    if not args.no_report:
-        _report(args.results, args.report)
+    run(config=config, report=None if args.no_report else args.report)
     return 0
 
 
 def _report(results: Path, out: Path) -> None:
-    from .reports import generate_reports
+    from .api import write_report
 
-    paths = generate_reports(results, out)
-    index = paths.get("index") if isinstance(paths, dict) else getattr(paths, "index", None)
-    print(f"report in {Path(out).resolve()}" + (f" (start at {index})" if index else ""))
+    write_report(results, out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
