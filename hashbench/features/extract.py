@@ -2,7 +2,8 @@
 
 Features are computed once per (dataset items, backbone, weights,
 preprocessing) and stored as ``<cache>/features/<key>.npy`` with a JSON sidecar
-that says what they are. A second run with the same key reads them back
+that says what they are and which :data:`CACHE_VERSION` wrote them
+(``python -m hashbench cache`` lists the entries and finds the stale ones). A second run with the same key reads them back
 (memory-mapped) instead of recomputing.
 """
 
@@ -127,5 +128,5 @@ def extract_features(
             tmp.unlink()
     elapsed = time.perf_counter() - t0
     atomic_write_json(meta_path, {"key": key, **info, "n": int(indices.size), "dataset": dataset.fingerprint(),
-                                  "extract_s": elapsed})
+                                  "extract_s": elapsed, "cache_version": CACHE_VERSION})
     return np.load(path, mmap_mode="r"), {**info, "cache_hit": False, "extract_s": elapsed}
