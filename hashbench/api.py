@@ -99,6 +99,7 @@ def run(
     """
     from . import store
     from .errors import ResultsError
+    from .progress import quiet as quiet_progress
     from .registry import load_plugin_file
     from .runner import Runner
 
@@ -106,13 +107,13 @@ def run(
         load_plugin_file(plugin)
     given = dict(
         methods=_names(methods, "methods"), bits=_ints(bits, "bits"), seeds=_ints(seeds, "seeds"),
-        dataset=dataset, data_root=_path(data_root), split_seed=split_seed, split_file=_path(split_file),
+        dataset=dataset, data_root=_path(data_root), split_file=_path(split_file),
+        split_seed=None if split_seed is None else _ints(split_seed, "split_seed")[0],
         results=_path(results), cache_dir=_path(cache_dir), weights=None if weights is None else str(weights),
         device=device, force=force, **options,
     )
     cfg = _config(config, given, dataset_options, protocol, skip_corrupt, params, ties, empty, topk, quiet)
     say = echo if echo is not None else (lambda _line: None)
-    from .progress import quiet as quiet_progress
 
     with _cache_env(cfg.cache), (quiet_progress() if not cfg.progress else contextlib.nullcontext()):
         summary = Runner(cfg, echo=say).run()
@@ -255,9 +256,9 @@ def _ints(value: int | str | Sequence[int] | None, what: str) -> list[int] | Non
             return [int(v) for v in value.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"{what}: expected comma-separated integers, got {value!r}") from None
-    if isinstance(value, numbers.Integral):
-        return [value]  # type: ignore[list-item]
-    return list(value)  # each value is checked by the runner
+    values = [value] if isinstance(value, numbers.Integral) else list(value)
+    # NumPy integers become ints, so that the cell keys are the command line's; the rest is checked by the runner
+    return [int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v for v in values]
 
 
 def parse_topk(value: str | Sequence[int | str | None]) -> tuple[int | None, ...]:

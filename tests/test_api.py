@@ -38,8 +38,8 @@ def test_run_returns_the_table_and_resumes_like_the_command_line(tmp_path):
     assert (again.status == "skipped").all() and again.attrs["skipped"] == 4
     assert again["mAP@all"].tolist() == table["mAP@all"].tolist()
     assert mtimes == {c.path: (c.path / "cell.json").stat().st_mtime_ns for c in iter_cells(res)}
-    # a grid that overlaps: only the new cells are computed
-    more = hashbench.run(["itq"], [8, 12], dataset="tiny-test", results=res, quiet=True, echo=None)
+    # a grid that overlaps: only the new cells are computed (NumPy integers name the same cells)
+    more = hashbench.run(["itq"], np.array([8, 12]), dataset="tiny-test", results=res, quiet=True, echo=None)
     assert dict(zip(more.bits, more.status)) == {8: "skipped", 12: "computed"}
     # another configuration is refused before anything runs, as on the command line
     with pytest.raises(ResultsError, match="would be overwritten"):
