@@ -6,6 +6,7 @@ codes -> evaluator -> results store -> reports.
 >>> import hashbench
 >>> hasher = hashbench.create("itq", bits=32, seed=0)      # doctest: +SKIP
 >>> codes = hasher.fit(train_features).encode(features)    # doctest: +SKIP
+>>> table = hashbench.run(methods=["itq", "lsh"], bits=[16, 32])   # a whole grid  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .errors import (
     ResultsError,
     WeightsError,
 )
+from .api import run  # light: torch and the datasets load when a run starts
 from .hasher import Hasher
 from .registry import available_methods, create, get_method, load_plugin_file, register_method
 
@@ -50,4 +52,5 @@ __all__ = [
     "load_plugin_file",
     "load_results",
     "register_method",
+    "run",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m hashbench {run,list,report,prepare}``."""
+"""Command line: ``python -m hashbench {run,list,report,prepare,cache}``."""
 
 from __future__ import annotations
 
@@ -137,28 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--archives", type=Path, help="folder with the official archives, to verify their checksums")
     prep.add_argument("--no-features", action="store_true", help="do not build the feature cache")
     _add_dataset_args(prep)
+
+    cache = sub.add_parser("cache", help="list the feature and word-vector cache; remove stale or all entries")
+    cache.add_argument("--cache-dir", type=Path, help="the cache folder (default: $HASHBENCH_CACHE or ~/.cache/hashbench)")
+    what = cache.add_mutually_exclusive_group()
+    what.add_argument("--clear-stale", action="store_true", help="remove the entries no current version can use")
+    what.add_argument("--clear", action="store_true", help="remove every entry (asks first, unless --yes)")
+    cache.add_argument("--yes", action="store_true", help="with --clear: do not ask")
     return parser
 
 
 def _topk(text: str) -> tuple[int | None, ...]:
-    out: list[int | None] = []
-    for v in text.split(","):
-        v = v.strip().lower()
-        if v in ("all", "none"):
-            out.append(None)
-        elif v:
-            try:
-                k = int(v)
-            except ValueError:
-                raise ConfigError(f"--topk: expected integers or 'all', got {v!r}") from None
-            if k <= 0:
-                raise ConfigError(f"--topk: K must be positive, got {k}")
-            out.append(k)
-    return tuple(out)
+    from .api import parse_topk
+
+    return parse_topk(text)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import RunConfig, run
+    """A thin layer over :func:`hashbench.run`: the arguments become a RunConfig, the rest is the same call."""
+    from .api import run
+    from .runner import RunConfig
 
     if args.cache_dir:
         os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
@@ -181,22 +179,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         command="python -m hashbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    summary = run(config)
-    print(
-        f"\n{len(summary.computed)} cell(s) computed, {len(summary.skipped)} already done; "
-        f"results in {summary.results.resolve() / summary.dataset_key}"
-    )
-    if not args.no_report:
-        _report(args.results, args.report)
+    run(config=config, report=None if args.no_report else args.report)
     return 0
 
 
 def _report(results: Path, out: Path) -> None:
-    from .reports import generate_reports
+    from .api import write_report
 
-    paths = generate_reports(results, out)
-    index = paths.get("index") if isinstance(paths, dict) else getattr(paths, "index", None)
-    print(f"report in {Path(out).resolve()}" + (f" (start at {index})" if index else ""))
+    write_report(results, out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -250,7 +240,26 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "prepare": cmd_prepare}
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import STALE, format_cache, human_size, remove_entries, scan_cache
+
+    contents = scan_cache(args.cache_dir)
+    print(format_cache(contents))
+    if args.clear_stale or args.clear:
+        doomed = contents.by_status(STALE) if args.clear_stale else [e for e in contents.entries if e.kind != "other"]
+        size = human_size(sum(e.size for e in doomed))
+        if args.clear and doomed and not args.yes:
+            print(f"remove all {len(doomed)} cache entries ({size}) from {contents.root}? [y/N] ", end="", flush=True)
+            answer = sys.stdin.readline().strip().lower()
+            if answer not in ("y", "yes"):
+                print("nothing removed")
+                return 1
+        freed = remove_entries(doomed)
+        print(f"removed {len(doomed)} entr{'y' if len(doomed) == 1 else 'ies'}, {human_size(freed)} freed")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "prepare": cmd_prepare, "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,7 +35,7 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -225,28 +225,35 @@ def load_results(root: str | Path = "results/", *, errors: str = "warn"):
     (``fit_s``, ``encode_s``, ``evaluate_s``), the conventions (``ties``,
     ``empty``), ``weights`` and ``path``.
     """
+    return results_frame(iter_cells(root, errors=errors))
+
+
+def cell_row(cell: Cell) -> dict[str, Any]:
+    """One cell as one row of a :func:`load_results` frame."""
+    r = cell.record
+    row: dict[str, Any] = {
+        "dataset": r["dataset"]["key"],
+        "method": r["method"]["name"],
+        "display_name": r["method"].get("display_name", r["method"]["name"]),
+        "deep": bool(r["method"].get("deep", False)),
+        "bits": int(r["bits"]),
+        "seed": int(r["seed"]),
+    }
+    row.update({k: float(v) for k, v in r.get("metrics", {}).items()})
+    row.update({k: float(v) for k, v in r.get("timings", {}).items() if v is not None})
+    ev = r.get("evaluation", {})
+    row["ties"] = ev.get("ties")
+    row["empty"] = ev.get("empty")
+    row["weights"] = r.get("features", {}).get("backbone", {}).get("weights")
+    row["path"] = str(cell.path)
+    return row
+
+
+def results_frame(cells: Iterable[Cell]):
+    """These cells as a :func:`load_results` frame (same columns, same order)."""
     import pandas as pd
 
-    rows = []
-    for cell in iter_cells(root, errors=errors):
-        r = cell.record
-        row: dict[str, Any] = {
-            "dataset": r["dataset"]["key"],
-            "method": r["method"]["name"],
-            "display_name": r["method"].get("display_name", r["method"]["name"]),
-            "deep": bool(r["method"].get("deep", False)),
-            "bits": int(r["bits"]),
-            "seed": int(r["seed"]),
-        }
-        row.update({k: float(v) for k, v in r.get("metrics", {}).items()})
-        row.update({k: float(v) for k, v in r.get("timings", {}).items() if v is not None})
-        ev = r.get("evaluation", {})
-        row["ties"] = ev.get("ties")
-        row["empty"] = ev.get("empty")
-        row["weights"] = r.get("features", {}).get("backbone", {}).get("weights")
-        row["path"] = str(cell.path)
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([cell_row(c) for c in cells])
     if not frame.empty:
         frame = frame.sort_values(["dataset", "deep", "method", "bits", "seed"], ignore_index=True)
     return frame

@@ -103,11 +103,15 @@ def _stable_hash(s: str) -> int:
     return zlib.crc32(s.encode("utf-8"))
 
 
-def _trained_key(tag_lists: list[list[str]], params: dict[str, Any], seed: int) -> str:
+def _gensim_version() -> str:
     import gensim
 
+    return gensim.__version__
+
+
+def _trained_key(tag_lists: list[list[str]], params: dict[str, Any], seed: int) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"params": params, "seed": seed, "v": TRAINED_VERSION, "gensim": gensim.__version__},
+    h.update(json.dumps({"params": params, "seed": seed, "v": TRAINED_VERSION, "gensim": _gensim_version()},
                         sort_keys=True).encode())
     for tags in tag_lists:
         h.update("\x1f".join(tags).encode("utf-8") + b"\x1e")
@@ -293,6 +297,11 @@ def _load_word_vectors(
             tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
             try:
                 kv.save(str(tmp / "vectors.kv"))
+                # what the entry is, for `python -m hashbench cache` (the key alone cannot say)
+                (tmp / "info.json").write_text(json.dumps({
+                    "trained_version": TRAINED_VERSION, "gensim": _gensim_version(), "params": params,
+                    "seed": int(seed), "n_tag_sets": len(tag_lists), "vocabulary_size": len(kv.key_to_index)},
+                    sort_keys=True, indent=1))
                 if folder.exists():  # another process won the race: keep its copy
                     shutil.rmtree(tmp)
                 else:

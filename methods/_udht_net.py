@@ -235,11 +235,11 @@ class TagHashingBase(Hasher):
                 batches: Callable[[int, np.random.Generator], Iterator[tuple[np.ndarray, Any]]],
                 optimizer: torch.optim.Optimizer, rng: np.random.Generator, phase: str) -> None:
         """Run ``epochs`` epochs of mini-batch SGD, recording each component's epoch mean."""
-        from tqdm.auto import tqdm
+        from hashbench.progress import progress_bar
 
         steps_per_epoch = math.ceil(n / self.batch_size)
-        bar = tqdm(total=epochs * steps_per_epoch, desc=f"{self.name or type(self).__name__} {self.bits} bits {phase}",
-                   unit="batch", disable=None, leave=False)
+        bar = progress_bar(epochs * steps_per_epoch, f"{self.name or type(self).__name__} {self.bits} bits {phase}",
+                           "batch", leave=False)
         try:
             for epoch in range(epochs):
                 sums = dict.fromkeys(("total", *self.components), 0.0)

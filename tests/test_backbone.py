@@ -81,3 +81,35 @@ def test_random_weights_follow_he_initialisation(net):
     other = build_alexnet_fc2(BackboneSpec(weights="random", resize=64, crop=64, seed=4))
     assert torch.equal(again.classifier[4].weight, net.classifier[4].weight)
     assert not torch.equal(other.classifier[4].weight, net.classifier[4].weight)
+
+
+def _alexnet_shapes() -> dict[str, tuple[int, ...]]:
+    from torchvision.models import alexnet
+
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in alexnet(weights=None).state_dict().items()}
+
+
+def test_weights_with_the_right_keys_but_wrong_shapes_get_a_clear_error(tmp_path):
+    from hashbench import WeightsError
+
+    # AlexNet's keys; conv1 of the right shape, conv2 with 3x3 kernels instead of 5x5, the rest tiny
+    shapes = _alexnet_shapes()
+    state = {k: torch.zeros(1) for k in shapes}
+    state["features.0.weight"] = torch.zeros(shapes["features.0.weight"])
+    state["features.0.bias"] = torch.zeros(shapes["features.0.bias"])
+    state["features.3.weight"] = torch.zeros(192, 64, 3, 3)
+    path = tmp_path / "not-quite-alexnet.pth"
+    torch.save(state, path)
+    spec = BackboneSpec(weights=str(path), resize=64, crop=64)
+    with pytest.raises(WeightsError) as err:
+        build_alexnet_fc2(spec)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "'features.3.weight'" in msg and "[192, 64, 3, 3]" in msg and "[192, 64, 5, 5]" in msg
+    # a missing tensor is named too (not torch's raw RuntimeError)
+    del state["features.8.bias"]
+    state["features.3.weight"] = torch.zeros(192, 64, 5, 5)
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"not-quite-alexnet\.pth.*'features\.8\.bias' is missing"):
+        build_alexnet_fc2(BackboneSpec(weights=str(path), resize=64, crop=64))

@@ -135,7 +135,36 @@ def load_state_dict(spec: BackboneSpec) -> dict[str, Any] | None:
         raise WeightsError(f"backbone weights file {path}: cannot be read ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or "classifier.4.weight" not in state:
         raise WeightsError(f"backbone weights file {path}: not an AlexNet state dict (no classifier.4.weight)")
+    check_state_dict(state, path)
     return state
+
+
+def check_state_dict(state: dict[str, Any], source: str | Path) -> None:
+    """A :class:`WeightsError` naming ``source`` unless ``state`` has AlexNet's tensors, of AlexNet's shapes.
+
+    Checked before ``load_state_dict``, whose own message (a raw RuntimeError
+    listing every size mismatch) names neither the file nor what to do.
+    """
+    import torch
+    from torchvision.models import alexnet
+
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        expected = {k: tuple(v.shape) for k, v in alexnet(weights=None).state_dict().items()}
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise WeightsError(f"backbone weights file {source}: not AlexNet's weights: tensor {missing[0]!r} is missing"
+                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    for name, shape in expected.items():
+        found = tuple(getattr(state[name], "shape", ()))
+        if found != shape:
+            raise WeightsError(
+                f"backbone weights file {source}: tensor {name!r} has shape {list(found)}, AlexNet expects "
+                f"{list(shape)}; the file is for another network or another variant of AlexNet"
+            )
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise WeightsError(f"backbone weights file {source}: not AlexNet's weights: unexpected tensor "
+                           f"{unexpected[0]!r}" + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
 
 
 def build_alexnet_fc2(spec: BackboneSpec):

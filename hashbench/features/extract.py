@@ -2,7 +2,8 @@
 
 Features are computed once per (dataset items, backbone, weights,
 preprocessing) and stored as ``<cache>/features/<key>.npy`` with a JSON sidecar
-that says what they are. A second run with the same key reads them back
+that says what they are and which :data:`CACHE_VERSION` wrote them
+(``python -m hashbench cache`` lists the entries and finds the stale ones). A second run with the same key reads them back
 (memory-mapped) instead of recomputing.
 """
 
@@ -114,7 +115,8 @@ def extract_features(
     whether the cache was hit.
     """
     import torch
-    from tqdm.auto import tqdm
+
+    from ..progress import progress_bar
 
     indices = np.asarray(indices, dtype=np.int64)
     root = Path(cache) if cache is not None else cache_dir()
@@ -139,7 +141,7 @@ def extract_features(
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, FC2_DIM))
     images = ImageInput(dataset, indices, spec)
     t0 = time.perf_counter()
-    bar = tqdm(total=indices.size, desc=f"features {dataset.name} ({spec.name})", unit="img", disable=not progress)
+    bar = progress_bar(indices.size, f"features {dataset.name} ({spec.name})", "img", enabled=progress)
     try:
         with torch.inference_mode():
             for pos, batch in images.batches(batch_size):
@@ -159,5 +161,5 @@ def extract_features(
             tmp.unlink()
     elapsed = time.perf_counter() - t0
     atomic_write_json(meta_path, {"key": key, **info, "n": int(indices.size), "dataset": dataset.fingerprint(),
-                                  "extract_s": elapsed})
+                                  "extract_s": elapsed, "cache_version": CACHE_VERSION})
     return np.load(path, mmap_mode="r"), {**info, "cache_hit": False, "extract_s": elapsed}
