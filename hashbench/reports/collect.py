@@ -103,8 +103,10 @@ def method_styles(methods: list[tuple[str, str, bool]]) -> dict[str, Style]:
         if name in METHOD_COLOURS:
             colour = METHOD_COLOURS[name]
         else:
-            free = [c for c in EXTRA_COLOURS if c not in taken] or list(EXTRA_COLOURS)
-            colour = free[_stable_index(name, len(free))]
+            # its own colour, unless an earlier method of this report took it: then the next free one
+            start = _stable_index(name, len(EXTRA_COLOURS))
+            ring = EXTRA_COLOURS[start:] + EXTRA_COLOURS[:start]
+            colour = next((c for c in ring if c not in taken), ring[0])
             taken.add(colour)
         known = list(METHOD_COLOURS)
         marker = MARKERS[(known.index(base) if base in known else i) % len(MARKERS)]

@@ -310,6 +310,7 @@ def write_html(
     body.append("</tbody></table>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            "<link rel=\"icon\" href=\"data:,\">\n"  # no icon: the browser then asks nothing of the server
             f"<title>hashbench report: {_e(', '.join(sorted({p.label for p in data.protocols.values()})))}</title>\n"
             f"<style>{CSS}</style>\n</head>\n<body>\n<main>\n" + "\n".join(b for b in body if b)
             + f"\n</main>\n<script>{JS}</script>\n</body>\n</html>\n")
