@@ -60,7 +60,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError, HashbenchError
+from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -227,10 +227,10 @@ def _dataset_option_names(name: str) -> list[str] | None:
 
 def _check_methods(doc: dict[str, Any], source: str) -> None:
     """Every method, named configuration and parameter exists (the error lists the known ones)."""
-    from .registry import available_methods, resolve_method  # noqa: F401
+    from .registry import load_entry_points, resolve_method
 
     methods = doc["run"]["methods"]
-    available_methods()  # loads the entry points
+    load_entry_points()
     for spec in methods:
         if spec == "all":
             continue
@@ -306,9 +306,8 @@ def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | No
     run["seeds"] = _int_list(run["seeds"], "run.seeds", source)
     if not isinstance(run["force"], bool):
         raise ConfigError(f"{source}: run.force must be true or false, got {run['force']!r}")
-    for key in ("split_seed",):
-        if isinstance(ds[key], bool) or not isinstance(ds[key], int):
-            raise ConfigError(f"{source}: dataset.{key} must be an integer, got {ds[key]!r}")
+    if isinstance(ds["split_seed"], bool) or not isinstance(ds["split_seed"], int):
+        raise ConfigError(f"{source}: dataset.split_seed must be an integer, got {ds['split_seed']!r}")
     if isinstance(feats["seed"], bool) or not isinstance(feats["seed"], int):
         raise ConfigError(f"{source}: features.seed must be an integer, got {feats['seed']!r}")
     merged["plugins"] = _str_list(merged["plugins"], "plugins", source)
@@ -332,9 +331,8 @@ def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | No
     except ConfigError as exc:
         raise ConfigError(f"{source}: [evaluation]: {exc}") from None
     merged["evaluation"] = ev
-    for key in ("results",):
-        if _path(out[key], f"output.{key}", source) is None:
-            raise ConfigError(f"{source}: output.results must name a folder")
+    if _path(out["results"], "output.results", source) is None:
+        raise ConfigError(f"{source}: output.results must name a folder")
     for section, key in (("dataset", "root"), ("dataset", "split"), ("features", "cache"), ("output", "report")):
         value = _path(merged[section][key], f"{section}.{key}", source)
         merged[section][key] = None if value is None else str(value)
@@ -400,10 +398,7 @@ def load_experiment(path: str | Path | None, overrides: Mapping[str, Any] | None
     else:
         doc = read_experiment_file(path)
         source = f"experiment file {path}"
-    try:
-        resolved = resolve_experiment(doc, overrides, source=source)
-    except HashbenchError:
-        raise
+    resolved = resolve_experiment(doc, overrides, source=source)
     resolved["source"] = None if path is None else str(path)
     return to_run_config(resolved)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -68,6 +69,19 @@ def test_paper_setting_gets_published_ours_and_difference(mir_report):
     tex = (rep / "tables" / "published_map-at-50000_mirflickr25k.tex").read_text()
     assert "RANDOM backbone weights" in tex and "is not the paper's size" in tex
     assert (rep / "figures" / "published_mirflickr25k.svg").is_file()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (CI installs texlive)")
+def test_published_latex_tables_compile(mir_report, tmp_path):
+    tables = sorted((mir_report[1] / "tables").glob("published_*.tex"))
+    assert len(tables) == 2
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
+                   + "".join(f"\\input{{{t.as_posix()}}}\n" for t in tables) + "\\end{document}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Overfull" not in (tmp_path / "doc.log").read_text()
 
 
 def test_other_settings_say_no_published_number_applies(tmp_path, mir_report):
