@@ -22,7 +22,6 @@ figure then draws one panel for all of them and says why, instead of identical p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
