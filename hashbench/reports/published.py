@@ -130,8 +130,9 @@ def caveats_for(protocol: Protocol, pub: pd.DataFrame) -> list[str]:
     out = []
     weights = sorted(set(pub["weights"]) - {""})
     if weights and protocol.weights not in weights:
-        out.append(f"Our features use {protocol.weights.upper()} backbone weights, the paper {', '.join(weights)} "
-                   "weights: the differences measure that too.")
+        names = {"imagenet": "ImageNet", "random": "RANDOM (untrained)"}
+        out.append(f"Our features use {names.get(protocol.weights, protocol.weights)} backbone weights, the paper's "
+                   f"{', '.join(names.get(w, w) for w in weights)} weights: the differences measure that too.")
     splits = [s for s in pub["split"] if s]
     if splits:
         paper = splits[0]
