@@ -55,7 +55,7 @@ def run(
     force: bool | None = None,
     quiet: bool | None = None,
     plugins: Sequence[str | Path] = (),
-    config: RunConfig | None = None,
+    config: RunConfig | str | Path | None = None,
     echo: Callable[[str], None] | None = print,
     **options: Any,
 ) -> pd.DataFrame:
@@ -85,7 +85,8 @@ def run(
             the feature and word-vector cache, and ``auto``/``cpu``/``cuda``.
         force: recompute finished cells. ``quiet``: no progress bars or stage lines (``-q``).
         plugins: Python files that register extra methods (``--plugin``).
-        config: a ``RunConfig`` to start from (the hook for experiment files).
+        config: an experiment file (``configs/default.toml``: its settings, the other
+            arguments on top, as on the command line) or a ``RunConfig`` to start from.
         echo: where the per-cell lines go (``print``); None prints nothing.
         options: any other ``RunConfig`` field (``backbone_seed=1``).
 
@@ -105,6 +106,10 @@ def run(
 
     for plugin in plugins:
         load_plugin_file(plugin)
+    if isinstance(config, (str, Path)):
+        from .experiment import load_experiment
+
+        config = load_experiment(config)
     given = dict(
         methods=_names(methods, "methods"), bits=_ints(bits, "bits"), seeds=_ints(seeds, "seeds"),
         dataset=dataset, data_root=_path(data_root), split_file=_path(split_file),

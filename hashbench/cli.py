@@ -15,6 +15,8 @@ from .errors import ConfigError, HashbenchError
 
 EPILOG_RUN = """examples:
   python -m hashbench run --methods all --bits 12,24,32,48
+  python -m hashbench run --config configs/default.toml              (the same run, as a file)
+  python -m hashbench run --config configs/udht-paper-mirflickr.toml --data-root ~/data/mirflickr --bits 32
   python -m hashbench run --methods lsh,itq --bits 16,32 --dataset synthetic --seeds 0,1,2 --results results/
   python -m hashbench run --methods udht-frozen --bits 32 --param udht-frozen.epochs=20
   python -m hashbench run --plugin my_hasher.py --methods all --bits 32
@@ -78,7 +80,7 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
                    "(default: the dataset's; synthetic uses a seeded random AlexNet)")
     p.add_argument("--cache-dir", type=Path, help="feature and word-vector cache (default: $HASHBENCH_CACHE "
                    "or ~/.cache/hashbench)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
+    p.add_argument("--device", help="auto (GPU when present, the default), cpu or cuda")
 
 
 def _dataset_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -102,25 +104,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run methods x bits x seeds on a dataset, score and store every cell",
                          epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--methods", type=_name_list, default=["all"],
-                     help="comma-separated method names, all (every unsupervised method; the default) "
-                          "and/or supervised (the supervised references, e.g. all,supervised)")
-    run.add_argument("--bits", type=_int_list, default=[12, 24, 32, 48], help="default: 12,24,32,48")
-    run.add_argument("--seeds", type=_int_list, default=[0], help="method seeds (default: 0)")
-    run.add_argument("--dataset", default="synthetic", help="default: synthetic (embedded, offline)")
+    # Defaults are None here: a flag that is not given leaves an experiment file's value
+    # (or the default shown in the help) in place (hashbench.experiment).
+    run.add_argument("--config", type=Path, metavar="FILE.toml",
+                     help="an experiment file (configs/*.toml); the flags below override it")
+    run.add_argument("--methods", type=_name_list,
+                     help="comma-separated method names (name@configuration for a named parameter set), "
+                     "all (every unsupervised method; the default) and/or supervised (the supervised "
+                     "references, e.g. all,supervised)")
+    run.add_argument("--bits", type=_int_list, help="default: 12,24,32,48")
+    run.add_argument("--seeds", type=_int_list, help="method seeds (default: 0)")
+    run.add_argument("--dataset", help="default: synthetic (embedded, offline)")
     run.add_argument("--data-root", type=Path, help="folder of a real dataset, in its publisher's layout")
-    run.add_argument("--split-seed", type=int, default=0, help="seed of the query/database split (default: 0)")
+    run.add_argument("--split-seed", type=int, help="seed of the query/database split (default: 0)")
     run.add_argument("--split", type=Path, dest="split_file", help="load a saved split (results/<dataset>/splits/*.json)")
-    run.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
-    run.add_argument("--report", type=Path, default=Path("reports"), help="report folder (default: reports/)")
+    run.add_argument("--results", type=Path, help="results folder (default: results/)")
+    run.add_argument("--report", type=Path, help="report folder (default: reports/)")
     run.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
     run.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                      help="a method hyper-parameter, e.g. --param itq.n_iter=100 (repeatable)")
-    run.add_argument("--ties", default="index", help="tie order among equal distances: index, tie-aware, random")
-    run.add_argument("--empty", default="zero",
-                     help="queries with no relevant item in the top K: zero (count 0) or drop")
-    run.add_argument("--topk", default="5000,50000,all", help="the K of mAP@K (default: 5000,50000,all)")
-    run.add_argument("--force", action="store_true", help="recompute cells that are already done")
+    run.add_argument("--ties", help="tie order among equal distances: index (default), tie-aware, random")
+    run.add_argument("--empty",
+                     help="queries with no relevant item in the top K: zero (count 0, default) or drop")
+    run.add_argument("--topk", help="the K of mAP@K (default: 5000,50000,all)")
+    run.add_argument("--force", action="store_true", default=None, help="recompute cells that are already done")
     _add_dataset_args(run)
 
     lst = sub.add_parser("list", help="list methods, datasets and backbones")
@@ -153,33 +160,57 @@ def _topk(text: str) -> tuple[int | None, ...]:
     return parse_topk(text)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """A thin layer over :func:`hashbench.run`: the arguments become a RunConfig, the rest is the same call."""
-    from .api import run
-    from .runner import RunConfig
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags given on the command line, in an experiment file's layout (they override the file)."""
+    given = {
+        ("dataset", "name"): args.dataset,
+        ("dataset", "root"): args.data_root,
+        ("dataset", "protocol"): args.protocol,
+        ("dataset", "split_seed"): args.split_seed,
+        ("dataset", "split"): args.split_file,
+        ("features", "weights"): args.weights,
+        ("features", "cache"): args.cache_dir,
+        ("features", "device"): args.device,
+        ("run", "methods"): args.methods,
+        ("run", "bits"): args.bits,
+        ("run", "seeds"): args.seeds,
+        ("run", "force"): args.force,
+        ("evaluation", "ties"): args.ties,
+        ("evaluation", "empty"): args.empty,
+        ("evaluation", "topk"): None if args.topk is None else [
+            "all" if k is None else k for k in _topk(args.topk)],
+        ("output", "results"): args.results,
+        ("output", "report"): args.report,
+    }
+    out: dict[str, Any] = {}
+    for (section, key), value in given.items():
+        if value is not None:
+            out.setdefault(section, {})[key] = str(value) if isinstance(value, Path) else value
+    options = _key_values(args.dataset_option, "--dataset-option")
+    if args.skip_corrupt:
+        options["skip_corrupt"] = True
+    if options:
+        out.setdefault("dataset", {})["options"] = options
+    if args.param:
+        out["params"] = _method_params(args.param)
+    return out
 
-    if args.cache_dir:
-        os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
-    config = RunConfig(
-        dataset=args.dataset,
-        data_root=args.data_root,
-        dataset_options=_dataset_options(args),
-        methods=args.methods,
-        bits=args.bits,
-        seeds=args.seeds,
-        split_seed=args.split_seed,
-        split_file=args.split_file,
-        results=args.results,
-        cache=args.cache_dir,
-        weights=args.weights,
-        device=args.device,
-        method_params=_method_params(args.param),
-        evaluation={"ties": args.ties, "empty": args.empty, "topk": _topk(args.topk)},
-        force=args.force,
-        progress=not args.quiet,
-        command="python -m hashbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-    )
-    run(config=config, report=None if args.no_report else args.report)
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """A thin layer over :func:`hashbench.run`: the experiment file and the flags become a RunConfig."""
+    from .api import run
+    from .experiment import load_experiment, report_folder
+
+    config = load_experiment(args.config, run_overrides(args))
+    if config.cache:
+        os.environ["HASHBENCH_CACHE"] = str(config.cache)
+    config.progress = not args.quiet
+    config.command = "python -m hashbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.config is not None:
+        print(f"experiment {args.config}" + (f": {config.experiment['description']}"
+                                             if config.experiment.get("description") else ""))
+    report = report_folder(config)
+    run(config=config, report=None if args.no_report else report)
     return 0
 
 
@@ -233,7 +264,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         backbone=backbone,
         cache=args.cache_dir,
-        device=args.device,
+        device=args.device or "auto",
         archives=args.archives,
     )
     print(format_prepare_report(report))

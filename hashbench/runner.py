@@ -55,6 +55,8 @@ class RunConfig:
     force: bool = False
     progress: bool = True
     command: str | None = None
+    # the resolved experiment (hashbench.experiment), stored in the results folder and each cell's provenance
+    experiment: dict[str, Any] | None = None
 
 
 @dataclass
@@ -184,6 +186,16 @@ class Runner:
         )
         return split_key, chance
 
+    def _write_experiment_file(self) -> str | None:
+        """The resolved experiment, rerunnable with ``run --config``, under ``<dataset>/experiments/``."""
+        if self.config.experiment is None:
+            return None
+        digest = json_digest(self.config.experiment)
+        path = self.root / self.dataset_key / "experiments" / f"{digest}.json"
+        if not path.is_file():
+            atomic_write_json(path, self.config.experiment)
+        return str(path.relative_to(self.root))
+
     # ------------------------------------------------------------ features
     def _role_rows(self) -> dict[str, np.ndarray]:
         """Rows of each role inside the feature matrix of the union of roles."""
@@ -241,6 +253,7 @@ class Runner:
     def run(self) -> RunSummary:
         cfg = self.config
         split_key, chance = self._write_dataset_files()
+        self._write_experiment_file()
         plan = []
         problems = []
         for method in self.methods:
@@ -392,7 +405,8 @@ class Runner:
             "fit_info": getattr(hasher, "fit_info_", {}) or {},
             **({"category_aware": {"per_category": category_aware.per_category, "config": category_aware.config}}
                if category_aware is not None else {}),
-            "provenance": {**provenance(self.config.command), "started": started, "finished": now()},
+            "provenance": {**provenance(self.config.command), "started": started, "finished": now(),
+                           "experiment": self.config.experiment},
         }
         arrays = {
             "query_codes": q_codes,

@@ -7,9 +7,12 @@ PosixPath('reports/index.md')
 
 What comes out (``out/``)::
 
+    index.html                       the same as a web page (sortable tables, SVG figures; offline)
     index.md                         links everything, with the provenance of the cells
     tables/<metric>.tex|.md|.csv     one table per metric (mAP@50000, mAP@5000, mAP@all, P@N, ...)
+    tables/published_<metric>_<dataset>.tex|.md|.csv   ours beside the published numbers (when the setting matches)
     tables/significance.csv          the paired tests behind the daggers
+    figures/published_<dataset>.png|.pdf|.svg          ours against published, per method
     figures/pr_<dataset>_<b>bits.png|.pdf              precision-recall curves (UDHT Fig. 2)
     figures/map_vs_bits_<dataset>.png|.pdf             mAP against code length
     figures/precision_at_n_<dataset>_<b>bits.png|.pdf  precision@N
@@ -19,8 +22,10 @@ When the results hold cells scored under different evaluator conventions (tie or
 empty queries), each convention gets its own ``out/<conventions>/tables`` and
 ``figures`` and its own section in the index; they are never mixed in one table.
 
-Modules, one job each: :mod:`.collect` (read and group the cells), :mod:`.tables`,
-:mod:`.significance`, :mod:`.plots`, :mod:`.index`.
+Modules, one job each: :mod:`.collect` (read and group the cells; the method order and
+styles every writer uses), :mod:`.tables`, :mod:`.significance`, :mod:`.published` (ours
+beside the published numbers of :mod:`hashbench.published`), :mod:`.plots`, :mod:`.index`
+(Markdown) and :mod:`.html` (the web page).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any, Iterable
 
 from ..errors import ConfigError
 from .collect import ConventionGroup, ReportData, load_report_data, slug
+from .published import PublishedSection, compare_protocol
 from .significance import TESTS
 from .tables import MetricTable, build_table, significance_rows
 
@@ -47,12 +53,13 @@ class ReportPaths:
     """What :func:`generate_reports` wrote."""
 
     index: Path
+    html: Path | None = None
     tables: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     significance: list[Path] = field(default_factory=list)
 
     def all(self) -> list[Path]:
-        return [self.index, *self.tables, *self.significance, *self.figures]
+        return [self.index, *([self.html] if self.html else []), *self.tables, *self.significance, *self.figures]
 
     def get(self, key: str, default: Any = None) -> Any:
         """Dict-style access (``paths.get("index")``)."""
@@ -63,7 +70,7 @@ def generate_reports(
     results: str | Path,
     out: str | Path,
     *,
-    formats: Iterable[str] = ("png", "pdf"),
+    formats: Iterable[str] = ("png", "pdf", "svg"),
     figures: bool = True,
     test: str = "bootstrap",
     alpha: float = 0.05,
@@ -76,7 +83,8 @@ def generate_reports(
         results: the results folder (``python -m hashbench run --results``).
         out: the report folder; files this function wrote before and does not write again
             (e.g. figures of a method since removed) are deleted, nothing else is touched.
-        formats: figure formats, any of "png", "pdf", "svg".
+        formats: figure formats, any of "png", "pdf", "svg" (the web page shows the SVGs, or the
+            PNGs when no SVG is written).
         figures: False writes the tables and the index only (fast).
         test: the paired test that decides the daggers: "bootstrap" (paired bootstrap of
             the mean difference, default) or "wilcoxon" (signed-rank test).
@@ -89,8 +97,9 @@ def generate_reports(
         ConfigError: an unknown figure format or test.
     """
     from .. import __version__
+    from .html import write_html
     from .index import write_index
-    from .plots import write_figures
+    from .plots import published_figure, write_figures
 
     formats = tuple(formats)
     bad = [f for f in formats if f not in FORMATS]
@@ -106,6 +115,7 @@ def generate_reports(
     tables: dict[ConventionGroup, list[tuple[MetricTable, dict[str, Path]]]] = {}
     figs: dict[ConventionGroup, dict[str, list[Path]]] = {}
     sig_files: dict[ConventionGroup, Path | None] = {}
+    published: dict[ConventionGroup, list[PublishedSection]] = {}
     for group in data.groups:
         base = out_path if len(data.groups) == 1 else out_path / group.slug
         tdir = base / "tables"
@@ -139,17 +149,32 @@ def generate_reports(
         if figures:
             figs[group] = write_figures(data, group, base / "figures", formats, metrics)
             paths.figures += [p for ps in figs[group].values() for p in ps]
+        published[group] = []
+        group_tables = [t for t, _ in tables[group]]
+        for pkey in sorted(set(data.cells(group)["protocol"]), key=lambda k: (data.protocols[k].label, k)):
+            protocol = data.protocols[pkey]
+            comparisons, note = compare_protocol(data, protocol, group_tables)
+            section = PublishedSection(protocol=protocol, note=note)
+            for comp in comparisons:
+                stem = tdir / f"published_{slug(comp.metric)}_{slug(protocol.label)}"
+                files = {"LaTeX": stem.with_suffix(".tex"), "Markdown": stem.with_suffix(".md"),
+                         "CSV": stem.with_suffix(".csv")}
+                files["LaTeX"].write_text(comp.to_latex())
+                files["Markdown"].write_text(comp.to_markdown())
+                files["CSV"].write_text(comp.to_csv())
+                paths.tables += list(files.values())
+                section.comparisons.append((comp, files))
+            if figures and comparisons:
+                section.figures = published_figure(
+                    data, protocol, comparisons, base / "figures" / f"published_{slug(protocol.label)}", formats)
+                figs[group].setdefault("published", []).extend(section.figures)
+                paths.figures += section.figures
+            published[group].append(section)
 
-    write_index(
-        data,
-        out_path,
-        tables=tables,
-        figures=figs,
-        significance=sig_files,
-        results_arg=str(results),
-        out_arg=str(out),
-        version=__version__,
-    )
+    common = dict(tables=tables, figures=figs, significance=sig_files, published=published,
+                  results_arg=str(results), out_arg=str(out), version=__version__)
+    write_index(data, out_path, **common)
+    paths.html = write_html(data, out_path, **common)
     _prune_stale(out_path, paths, keep_figures=not figures)
     return paths
 

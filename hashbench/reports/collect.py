@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,61 @@ def method_sort_key(method: str, display_name: str, deep: bool) -> tuple:
     any other method (a plugin, a new proposal) after them by display name, where papers put theirs."""
     known = method in PAPER_ROW_ORDER
     return (deep, not known, PAPER_ROW_ORDER.index(method) if known else 0, display_name.lower(), method)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one method is drawn in every figure (and coloured on the web page)."""
+
+    color: str
+    marker: str
+    linestyle: str
+
+    def kw(self) -> dict[str, Any]:
+        return {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
+
+
+#: The paper's methods keep these colours in every figure of every run (12 distinct colours,
+#: none grey: grey is the chance level). Other methods and named configurations draw from
+#: EXTRA_COLOURS by a stable hash of their name, skipping colours already taken in the report.
+METHOD_COLOURS = {
+    "itq": "#1f77b4", "pcah": "#ff7f0e", "lsh": "#2ca02c", "dsh": "#9467bd", "sph": "#8c564b",
+    "sh": "#e377c2", "agh": "#17becf", "agh2": "#bcbd22", "tag-binary": "#000075", "tag-binary-e2e": "#469990",
+    "udht-frozen": "#f032e6", "udht": "#d62728",
+}
+EXTRA_COLOURS = ("#800000", "#000000", "#b8860b", "#4363d8", "#7cb342", "#9a6324", "#5c4d7d", "#e6550d",
+                 "#00a087", "#c51b7d", "#3c5488", "#a0522d")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*")
+
+
+def _stable_index(name: str, n: int) -> int:
+    return zlib.crc32(name.encode("utf-8")) % n  # not hash(): that changes from run to run
+
+
+def method_styles(methods: list[tuple[str, str, bool]]) -> dict[str, Style]:
+    """One style per method, decided once for a whole report (:attr:`ReportData.styles`).
+
+    A method's colour depends on its name only (the paper's methods: a fixed colour; others:
+    a stable hash into the extra colours, moved on to the next free one when taken), so
+    the same method looks the same in every figure and every run. Beyond 24 methods colours
+    repeat, but never with the same marker. Deep methods are drawn solid, non-deep dashed.
+    """
+    out: dict[str, Style] = {}
+    taken = {METHOD_COLOURS[m] for m, _, _ in methods if m in METHOD_COLOURS}
+    for i, (name, _, deep) in enumerate(methods):
+        base = name.partition("@")[0]
+        if name in METHOD_COLOURS:
+            colour = METHOD_COLOURS[name]
+        else:
+            # its own colour, unless an earlier method of this report took it: then the next free one
+            start = _stable_index(name, len(EXTRA_COLOURS))
+            ring = EXTRA_COLOURS[start:] + EXTRA_COLOURS[:start]
+            colour = next((c for c in ring if c not in taken), ring[0])
+            taken.add(colour)
+        known = list(METHOD_COLOURS)
+        marker = MARKERS[(known.index(base) if base in known else i) % len(MARKERS)]
+        out[name] = Style(colour, marker, "-" if deep else "--")
+    return out
 
 
 def methods_in_order(cells: pd.DataFrame) -> list[tuple[str, str, bool]]:
@@ -129,6 +185,22 @@ class Protocol:
     topk_effective: dict[str, int] = field(default_factory=dict)  # "mAP@5000" -> effective K
     n_db: int | None = None
     n_query: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the dataset's recorded options (its config)
+
+    @property
+    def protocol_name(self) -> str | None:
+        """The dataset's named protocol ("paper"), from its options or the split's name."""
+        if self.options.get("protocol") is not None:
+            return str(self.options["protocol"])
+        sp = self.split_protocol or ""
+        return sp[len(self.name) + 1:] if sp.startswith(self.name + "-") else (sp or None)
+
+    def whole_database(self, metric: str) -> bool:
+        """True when ``metric`` is mAP over the whole database (mAP@all, or K at least the database)."""
+        if metric == "mAP@all":
+            return True
+        eff = self.topk_effective.get(metric)
+        return eff is not None and self.n_db is not None and eff >= self.n_db
 
     @property
     def weights(self) -> str:
@@ -159,11 +231,19 @@ class ReportData:
     frame: pd.DataFrame  # one row per cell; column "cell" holds the Cell
     protocols: dict[str, Protocol]
     groups: list[ConventionGroup]
+    #: every method of the folder in table order, and its style: decided once, read by every writer
+    methods: list[tuple[str, str, bool]] = field(default_factory=list)
+    styles: dict[str, Style] = field(default_factory=dict)
     _per_query: dict[int, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     _curves: dict[int, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def cells(self, group: ConventionGroup) -> pd.DataFrame:
         return self.frame[self.frame["group"] == group]
+
+    def ordered(self, cells: pd.DataFrame) -> list[tuple[str, str, bool]]:
+        """(method, display name, deep) of the methods in ``cells``, in the report's one order."""
+        present = set(cells["method"])
+        return [m for m in self.methods if m[0] in present]
 
     def metrics(self, group: ConventionGroup) -> list[str]:
         """The metrics present in a group, in the paper's table order ("chance" excluded)."""
@@ -242,6 +322,7 @@ def load_report_data(results: str | Path) -> ReportData:
                 },
                 n_db=ev.get("n_db"),
                 n_query=ev.get("n_query"),
+                options=dict(((ds.get("fingerprint") or {}).get("config")) or {}),
             )
         method = r.get("method", {})
         row: dict[str, Any] = {
@@ -274,7 +355,9 @@ def load_report_data(results: str | Path) -> ReportData:
         chances = {round(float(c.record["dataset"].get("chance", np.nan)), 6) for c in frame.loc[frame.protocol == pid, "cell"]}
         if len(chances) > 1:
             warnings.warn(f"dataset {p.label}: cells disagree on the chance level ({sorted(chances)})", stacklevel=2)
-    return ReportData(root=root, frame=frame, protocols=protocols, groups=groups)
+    methods = methods_in_order(frame)
+    return ReportData(root=root, frame=frame, protocols=protocols, groups=groups, methods=methods,
+                      styles=method_styles(methods))
 
 
 def _label_protocols(protocols: dict[str, Protocol]) -> None:

@@ -26,8 +26,8 @@ def _distinct(values: list[Any]) -> str:
     return ", ".join(f"`{v}` ({n} cell{'s' if n > 1 else ''})" for v, n in counts.most_common())
 
 
-def provenance_lines(data: ReportData) -> list[str]:
-    """Provenance of the cells, aggregated: what ran them, where and when."""
+def provenance_items(data: ReportData) -> list[tuple[str, str]]:
+    """Provenance of the cells, aggregated: what ran them, where and when, as (what, value) pairs."""
     recs = [c.record for c in data.frame["cell"]]
     prov = [r.get("provenance") or {} for r in recs]
     commits = [
@@ -45,21 +45,26 @@ def provenance_lines(data: ReportData) -> list[str]:
     ]
     started = sorted(p["started"] for p in prov if p.get("started"))
     finished = sorted(p["finished"] for p in prov if p.get("finished"))
-    lines = [
-        "| | |",
-        "|:--|:--|",
-        f"| cells | {len(recs)} |",
-        f"| hashbench | {_distinct([p.get('code_version') or r.get('hashbench_version') for p, r in zip(prov, recs)])} |",
-        f"| git commit | {_distinct(commits)} |",
-        f"| command | {_distinct([p.get('command') for p in prov])} |",
-        f"| python | {_distinct([p.get('python') for p in prov])} |",
-        f"| platform | {_distinct([p.get('platform') for p in prov])} |",
-        f"| hardware | {_distinct(hw)} |",
-        f"| computed | {started[0] if started else '?'} to {finished[-1] if finished else '?'} |",
+    experiments = [((p.get("experiment") or {}).get("source") or "command line") if p.get("experiment") else None
+                   for p in prov]
+    items = [
+        ("cells", str(len(recs))),
+        ("hashbench", _distinct([p.get("code_version") or r.get("hashbench_version") for p, r in zip(prov, recs)])),
+        ("git commit", _distinct(commits)),
+        ("command", _distinct([p.get("command") for p in prov])),
+        ("experiment", _distinct(experiments)),
+        ("python", _distinct([p.get("python") for p in prov])),
+        ("platform", _distinct([p.get("platform") for p in prov])),
+        ("hardware", _distinct(hw)),
+        ("computed", f"{started[0] if started else '?'} to {finished[-1] if finished else '?'}"),
     ]
-    for k in sorted(libs):
-        lines.append(f"| {k} | {_distinct(libs[k])} |")
-    return [line.replace("\n", " ") for line in lines]
+    items += [(k, _distinct(libs[k])) for k in sorted(libs)]
+    return [(k, v.replace("\n", " ")) for k, v in items]
+
+
+def provenance_lines(data: ReportData) -> list[str]:
+    """:func:`provenance_items` as a Markdown table."""
+    return ["| | |", "|:--|:--|", *(f"| {k} | {v} |" for k, v in provenance_items(data))]
 
 
 def write_index(
@@ -69,6 +74,7 @@ def write_index(
     tables: dict[ConventionGroup, list[tuple[MetricTable, dict[str, Path]]]],
     figures: dict[ConventionGroup, dict[str, list[Path]]],
     significance: dict[ConventionGroup, Path | None],
+    published: dict[ConventionGroup, list] | None = None,
     results_arg: str,
     out_arg: str,
     version: str,
@@ -128,6 +134,18 @@ def write_index(
                 f"[significance.csv]({_rel(sig, out)}).",
                 "",
             ]
+        sections = (published or {}).get(group, [])
+        if sections:
+            lines += [f"{heading} Published numbers", ""]
+        for section in sections:
+            lines += [f"{section.note}", ""]
+            for comp, files in section.comparisons:
+                links = " · ".join(f"[{fmt}]({_rel(path, out)})" for fmt, path in files.items())
+                lines += [f"{heading}# {comp.metric}: ours against published", "", f"Files: {links}", "",
+                          comp.to_markdown().strip(), ""]
+            pngs = [p for p in section.figures if p.suffix == ".png"]
+            for png in pngs:
+                lines += [f"![{png.stem}]({_rel(png, out)})", ""]
         lines += [f"{heading} Figures", ""]
         kinds = [
             ("map_vs_bits", "mAP against code length"),

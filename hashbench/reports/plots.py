@@ -7,24 +7,27 @@
 * training-loss curves per component (UDHT's Figure 4: L1, L2, L3) for every method whose
   cells recorded a ``history``, one panel per component, one line per bit length.
 
-Every method keeps one style in every figure: a colour (10 colours) and a marker
-(7 markers, a cycle prime to 10, so 70 methods get distinct pairs), solid lines for deep
+Every method keeps one style in every figure, decided once for the whole report
+(:attr:`~hashbench.reports.collect.ReportData.styles`): its own colour (the paper's methods
+a fixed one each, others a stable colour from their name), a marker, solid lines for deep
 methods and dashed ones for non-deep methods, as the tables group them. The chance level
 is a grey dotted line. Legends sit outside the axes, to the right, with ``constrained``
 layout, so the saved image has exactly the figure's size: ``FIGSIZE[kind]`` inches at
 ``DPI``. Figures are drawn on the Agg canvas without pyplot (no display needed, and the
-caller's pyplot backend is not touched); PDFs carry no creation date.
+caller's pyplot backend is not touched); PDFs and SVGs carry no creation date.
+
+When K is at least the database size, mAP@K is mAP@all (the same numbers): the mAP
+figure then draws one panel for all of them and says why, instead of identical panels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from .collect import ConventionGroup, Protocol, ReportData, methods_in_order, slug
+from .collect import ConventionGroup, Protocol, ReportData, Style, slug
 
 DPI = 150
 #: (width, height) in inches of each kind of figure.
@@ -33,10 +36,10 @@ FIGSIZE = {
     "map_vs_bits": (12.0, 4.5),
     "precision_at_n": (8.0, 5.0),
     "loss": (12.0, 4.0),
+    "published": (12.0, 5.0),
 }
-COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
-           "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+#: colours of the loss figure's code lengths (methods take theirs from ReportData.styles)
+BIT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 CHANCE_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.5}
 LOSS_LINESTYLES = ("-", "--", "-.", ":")
 #: history entries that are recorded per epoch but are not losses: not drawn
@@ -66,30 +69,13 @@ def _subplots(kind: str, nrows: int = 1, ncols: int = 1):
     return fig, axes
 
 
-@dataclass(frozen=True)
-class Style:
-    color: str
-    marker: str
-    linestyle: str
-
-    def kw(self) -> dict[str, Any]:
-        return {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
-
-
-def method_styles(methods: Iterable[tuple[str, bool]]) -> dict[str, Style]:
-    """One style per method name, given (name, deep) pairs in table order."""
-    out = {}
-    for i, (name, deep) in enumerate(methods):
-        out[name] = Style(COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)], "-" if deep else "--")
-    return out
-
-
 def _save(fig, path: Path, formats: Iterable[str]) -> list[Path]:
     written = []
     path.parent.mkdir(parents=True, exist_ok=True)
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
-        meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None} if fmt == "png" else None
+        meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None} if fmt == "png" else \
+            {"Date": None} if fmt == "svg" else None
         fig.savefig(target, format=fmt, dpi=DPI, metadata=meta)
         written.append(target)
     return written
@@ -139,7 +125,7 @@ def pr_curve_figure(data: ReportData, group: ConventionGroup, protocol: Protocol
     fig, axes = _subplots("pr")
     ax = axes[0, 0]
     handles: dict[str, Any] = {}
-    for i, (method, display, _) in enumerate(methods_in_order(cells)):
+    for i, (method, display, _) in enumerate(data.ordered(cells)):
         rows = cells.index[cells.method == method]
         curves = [data.curves(r) for r in rows]
         prec = _seed_mean([c.get("pr_precision") for c in curves])
@@ -169,7 +155,7 @@ def precision_at_n_figure(data: ReportData, group: ConventionGroup, protocol: Pr
     fig, axes = _subplots("precision_at_n")
     ax = axes[0, 0]
     handles: dict[str, Any] = {}
-    for method, display, _ in methods_in_order(cells):
+    for method, display, _ in data.ordered(cells):
         rows = cells.index[cells.method == method]
         curves = [data.curves(r) for r in rows]
         prec = _seed_mean([c.get("precision_at_n") for c in curves])
@@ -193,20 +179,44 @@ def precision_at_n_figure(data: ReportData, group: ConventionGroup, protocol: Pr
     return _save(fig, path, formats)
 
 
+def map_panels(data: ReportData, cells, protocol: Protocol, metrics: list[str]) -> list[list[str]]:
+    """The mAP metrics to draw, one list per panel: those over the whole database share one.
+
+    mAP@K with K at least the database size ranks the whole database, so it is mAP@all: the
+    same numbers (checked on the cells) are drawn once, not in identical panels.
+    """
+    whole = [m for m in metrics if protocol.whole_database(m)]
+    if len(whole) > 1:
+        values = cells[whole].to_numpy(dtype=np.float64)
+        if not np.allclose(values, values[:, :1], rtol=0, atol=1e-12, equal_nan=True):
+            whole = []  # not the same numbers after all: keep their own panels
+    if len(whole) < 2:
+        return [[m] for m in metrics]
+    panels: list[list[str]] = []
+    for m in metrics:
+        if m not in whole:
+            panels.append([m])
+        elif m == whole[0]:
+            panels.append(whole)
+    return panels
+
+
 def map_vs_bits_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, metrics: list[str],
                        styles: dict[str, Style], path: Path, formats: Iterable[str]) -> list[Path]:
-    """Each mAP@K against the bit length, one panel per K; error bars: std over seeds."""
+    """Each mAP@K against the bit length, one panel per distinct K; error bars: std over seeds."""
     cells = data.cells(group)
     cells = cells[cells.protocol == protocol.key]
     metrics = [m for m in metrics if m.startswith("mAP@") and m in cells and cells[m].notna().any()]
-    fig, axes = _subplots("map_vs_bits", 1, max(1, len(metrics)))
+    panels = map_panels(data, cells, protocol, metrics)
+    fig, axes = _subplots("map_vs_bits", 1, max(1, len(panels)))
     handles: dict[str, Any] = {}
     bits_all = sorted(set(cells.bits))
-    methods = methods_in_order(cells)
+    methods = data.ordered(cells)
     # dodge the methods sideways a little so that their error bars do not hide each other
     span = (max(bits_all) - min(bits_all)) or 8
     dodge = {m: (i - (len(methods) - 1) / 2) * span * 0.008 for i, (m, _, _) in enumerate(methods)}
-    for ax, metric in zip(axes[0], metrics):
+    for ax, panel in zip(axes[0], panels):
+        metric = panel[0]
         stats = cells.groupby(["method", "bits"])[metric].agg(["mean", "std", "count"]).reset_index()
         for method, display, _ in methods:
             s = stats[stats.method == method].sort_values("bits")
@@ -220,11 +230,18 @@ def map_vs_bits_figure(data: ReportData, group: ConventionGroup, protocol: Proto
             handles["Chance"] = ax.axhline(protocol.chance, **CHANCE_STYLE)
         ax.set_xticks(bits_all)
         ax.set_xlabel("Code length (bits)")
-        ax.set_ylabel(metric)
-        eff = protocol.topk_effective.get(metric)
-        k = metric.partition("@")[2]
-        note = f" (K = whole database, {eff:,})" if eff is not None and k.isdigit() and eff < int(k) else ""
-        ax.set_title(metric + note, fontsize="medium")
+        if len(panel) > 1:
+            ax.set_ylabel("mAP (whole database)")
+            n_db = f"{protocol.n_db:,}" if protocol.n_db is not None else "?"
+            # said where the panel is: these K reach past the database, so all rank all of it
+            ax.set_title(f"{' = '.join(panel)}\n(K \u2265 database size, {n_db}: the same numbers, drawn once)",
+                         fontsize="medium")
+        else:
+            ax.set_ylabel(metric)
+            eff = protocol.topk_effective.get(metric)
+            k = metric.partition("@")[2]
+            note = f" (K = whole database, {eff:,})" if eff is not None and k.isdigit() and eff < int(k) else ""
+            ax.set_title(metric + note, fontsize="medium")
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"{protocol.label}: mAP against code length{_subtitle(protocol)}", fontsize="medium")
     _legend(fig, handles, title=_kinds_title(cells))
@@ -251,7 +268,6 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
     nrows = int(np.ceil(max(1, len(components)) / ncols))
     fig, axes = _subplots("loss", nrows, ncols)
     handles: dict[str, Any] = {}
-    bit_styles = method_styles((f"{b} bits", True) for b in histories)
     for ax, comp in zip(axes.ravel(), components):
         values = []
         for b, hist in histories.items():
@@ -259,10 +275,11 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
             if y.size == 0:
                 continue
             values.append(y)
-            st = bit_styles[f"{b} bits"]
+            j = list(histories).index(b)
             # line styles differ too, so that code lengths with equal losses stay visible
-            ls = LOSS_LINESTYLES[list(histories).index(b) % len(LOSS_LINESTYLES)]
-            (h,) = ax.plot(np.arange(1, y.size + 1), y, color=st.color, linestyle=ls, marker=st.marker,
+            ls = LOSS_LINESTYLES[j % len(LOSS_LINESTYLES)]
+            (h,) = ax.plot(np.arange(1, y.size + 1), y, color=BIT_COLOURS[j % len(BIT_COLOURS)], linestyle=ls,
+                           marker=("o", "s", "^", "D", "v", "P")[j % 6],
                            markevery=max(1, y.size // 8), markersize=4, linewidth=1.3)
             handles[f"{b} bits"] = h
         allv = np.concatenate(values) if values else np.array([])
@@ -290,7 +307,7 @@ def write_figures(data: ReportData, group: ConventionGroup, folder: Path, format
     """Every figure of one convention group, under ``folder``; returns paths by kind."""
     formats = tuple(formats)
     cells = data.cells(group)
-    styles = method_styles((m, d) for m, _, d in methods_in_order(cells))
+    styles = data.styles
     out: dict[str, list[Path]] = {"pr": [], "precision_at_n": [], "map_vs_bits": [], "loss": []}
     for pkey in sorted(set(cells.protocol), key=lambda k: (data.protocols[k].label, k)):
         p = data.protocols[pkey]
@@ -318,3 +335,49 @@ def _component_title(method: str, component: str) -> str:
 def _has_history(record: dict[str, Any]) -> bool:
     hist = record.get("history") or {}
     return any(isinstance(v, list) and len(v) > 0 for v in hist.values())
+
+
+def published_figure(data: ReportData, protocol: Protocol, comparisons: list, path: Path,
+                     formats: Iterable[str]) -> list[Path]:
+    """Ours against published, one panel per metric, a point per method and code length.
+
+    On the diagonal a number is reproduced exactly; above it ours is higher. Each point is
+    labelled with its code length; methods keep their colour and marker from every other figure.
+    """
+    fig, axes = _subplots("published", 1, max(1, len(comparisons)))
+    handles: dict[str, Any] = {}
+    for ax, comp in zip(axes[0], comparisons):
+        xs, ys = [], []
+        for row in comp.rows:
+            if row.method is None:
+                continue
+            pts = [(b, *row.values[b]) for b in comp.bits if None not in row.values.get(b, (None, None))]
+            if not pts:
+                continue
+            b, x, y = zip(*pts)
+            st = data.styles[row.method]
+            h = ax.plot(x, y, linestyle="none", marker=st.marker, color=st.color, markersize=7,
+                        label=row.label)[0]
+            for bb, xx, yy in pts:
+                ax.annotate(str(bb), (xx, yy), textcoords="offset points", xytext=(4, 3), fontsize=6, color=st.color)
+            handles[row.label] = h
+            xs += x
+            ys += y
+        if xs:
+            lo = min(min(xs), min(ys))
+            hi = max(max(xs), max(ys))
+            pad = max(0.02, (hi - lo) * 0.08)
+            lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+            handles["ours = published"] = ax.plot([lo, hi], [lo, hi], color="0.45", linestyle=":", linewidth=1.2)[0]
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel(f"published {comp.metric} ({'; '.join(comp.tables)})")
+        ax.set_ylabel(f"ours, {comp.metric}")
+        ax.set_title(comp.metric, fontsize="medium")
+        ax.grid(True, alpha=0.3)
+    papers = "; ".join(dict.fromkeys(p for c in comparisons for p in c.papers))
+    fig.suptitle(f"{protocol.label}: ours against published (points labelled by code length; on the diagonal = "
+                 f"reproduced){_subtitle(protocol)}\n{papers}", fontsize="small")
+    _legend(fig, handles)
+    return _save(fig, path, formats)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .collect import ConventionGroup, Protocol, ReportData, methods_in_order, per_query_key, slug
+from .collect import ConventionGroup, Protocol, ReportData, per_query_key, slug
 from .significance import PairedTest, paired_test
 
 DECIMALS = 4
@@ -273,7 +273,7 @@ def build_table(
     cells = cells[cells[metric].notna()] if metric in cells else cells.iloc[0:0]
     protocols = [data.protocols[k] for k in sorted(set(cells["protocol"]), key=lambda k: (data.protocols[k].label, k))]
     bits = {p.key: sorted(set(cells.loc[cells.protocol == p.key, "bits"])) for p in protocols}
-    rows = methods_in_order(cells)
+    rows = data.ordered(cells)
     entries: dict[tuple[str, str, int], Entry] = {}
     n_min, n_max = np.inf, 0
     for (method, pkey, b), sub in cells.groupby(["method", "protocol", "bits"], sort=False):

@@ -1,0 +1,202 @@
+"""The reproduction report: ours beside the published numbers, one style per method, and index.html
+loaded in a real browser (headless Chromium) to check that it works offline."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import subprocess
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hashbench.cli import main
+from hashbench.reports import generate_reports
+from hashbench.reports.collect import METHOD_COLOURS, PAPER_ROW_ORDER, load_report_data, method_styles
+from hashbench.reports.plots import map_panels
+from hashbench.reports.published import compare_protocol
+from hashbench.reports.tables import build_table
+from hashbench.store import cell_path, iter_cells, write_cell
+
+from .dataset_fixtures import write_mirflickr
+from .test_reports import _record, write_results
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# CI (.ci/run) installs Debian's chromium; the driver is pip's playwright, which uses that binary
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def mir_report(tmp_path_factory):
+    """A tiny run on the MIRFLICKR fixture under the paper's protocol (38 categories), and its report."""
+    base = tmp_path_factory.mktemp("mir")
+    write_mirflickr(base / "data", n=100)
+    res, rep = base / "res", base / "rep"
+    code = main(["-q", "run", "--dataset", "mirflickr25k", "--data-root", str(base / "data"), "-D", "label_set=38",
+                 "-D", "min_tag_count=2", "-D", "n_query=8", "-D", "n_database=60", "--weights", "random",
+                 "--methods", "itq,lsh,pcah", "--bits", "12,24", "--results", str(res), "--no-report"])
+    assert code == 0
+    assert main(["report", "--results", str(res), "--out", str(rep)]) == 0  # from stored results alone
+    return res, rep
+
+
+def test_paper_setting_gets_published_ours_and_difference(mir_report):
+    res, rep = mir_report
+    ours = {(c.record["method"]["name"], c.record["bits"]): c.record["metrics"] for c in iter_cells(res)}
+    t2 = pd.read_csv(rep / "tables" / "published_map-at-50000_mirflickr25k.csv")
+    itq = t2[(t2.method == "itq") & (t2.bits == 12)].iloc[0]
+    assert itq["published"] == 0.6418 and itq["source"] == "Table 2"  # UDHT paper, Table 2, MIRFLICKR, 12 bits
+    assert itq["ours"] == pytest.approx(ours[("itq", 12)]["mAP@50000"])
+    assert itq["difference"] == pytest.approx(ours[("itq", 12)]["mAP@50000"] - 0.6418)
+    t3 = pd.read_csv(rep / "tables" / "published_map-at-5000_mirflickr25k.csv")
+    lsh = t3[(t3.method == "lsh") & (t3.bits == 24)].iloc[0]
+    assert lsh["published"] == 0.6049 and lsh["ours"] == pytest.approx(ours[("lsh", 24)]["mAP@5000"])
+    # the paper's rows we cannot answer are listed with an empty "ours"
+    deepbit = t3[t3.published_as == "DeepBit [25]"]
+    assert len(deepbit) == 2 and deepbit["ours"].isna().all()
+    assert "no implementation in hashbench" in deepbit["algorithm"].iloc[0]
+    # not published: no comparison table for mAP@all or precision
+    assert sorted(p.name for p in (rep / "tables").glob("published_*.csv")) == [
+        "published_map-at-50000_mirflickr25k.csv", "published_map-at-5000_mirflickr25k.csv"]
+    md = (rep / "index.md").read_text()
+    assert "matches a published setting" in md and "| ITQ (paper: ITQ [13]) | 0.6418 |" in md
+    # what still differs from the paper is said next to the numbers
+    tex = (rep / "tables" / "published_map-at-50000_mirflickr25k.tex").read_text()
+    assert "RANDOM (untrained) backbone weights, the paper's ImageNet weights" in tex and "is not the paper's size" in tex
+    assert (rep / "figures" / "published_mirflickr25k.svg").is_file()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (CI installs texlive)")
+def test_published_latex_tables_compile(mir_report, tmp_path):
+    tables = sorted((mir_report[1] / "tables").glob("published_*.tex"))
+    assert len(tables) == 2
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
+                   + "".join(f"\\input{{{t.as_posix()}}}\n" for t in tables) + "\\end{document}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Overfull" not in (tmp_path / "doc.log").read_text()
+
+
+def test_other_settings_say_no_published_number_applies(tmp_path, mir_report):
+    root = write_results(tmp_path / "r", grid=[("toy-a", "alpha", 8, 0), ("toy-a", "beta", 8, 0)])
+    generate_reports(root, tmp_path / "out", figures=False)
+    for page in ("index.md", "index.html"):
+        assert "No published number applies to toy-a" in (tmp_path / "out" / page).read_text()
+    assert not list((tmp_path / "out" / "tables").glob("published_*"))
+    # MIRFLICKR with the 24 potential labels only is not the paper's setting (38 categories)
+    data = load_report_data(mir_report[0])
+    (p,) = data.protocols.values()
+    tables = [build_table(data, data.groups[0], m) for m in ("mAP@5000", "mAP@50000")]
+    assert len(compare_protocol(data, p, tables)[0]) == 2
+    p.options = {**p.options, "label_set": "24"}
+    comparisons, why = compare_protocol(data, p, tables)
+    assert comparisons == [] and "is not a published one" in why and "label_set=24" in why
+
+
+def test_map_panels_merge_only_when_k_covers_the_database(tmp_path):
+    data = load_report_data(write_results(tmp_path / "r"))  # database 3,000 < K = 5,000
+    group = data.groups[0]
+    cells = data.cells(group)
+    p = next(q for q in data.protocols.values() if q.label == "toy-a")
+    sub = cells[cells.protocol == p.key].copy()
+    sub["mAP@5000"] = sub["mAP@all"]  # what the evaluator gives when K covers the database
+    assert map_panels(data, sub, p, ["mAP@5000", "mAP@all"]) == [["mAP@5000", "mAP@all"]]
+    p.n_db = 10000  # K = 5,000 of 10,000: a different number
+    assert map_panels(data, sub, p, ["mAP@5000", "mAP@all"]) == [["mAP@5000"], ["mAP@all"]]
+    p.n_db = 3000
+    sub["mAP@5000"] = sub["mAP@all"] * 0.9  # should K cover it yet numbers differ, nothing is hidden
+    assert map_panels(data, sub, p, ["mAP@5000", "mAP@all"]) == [["mAP@5000"], ["mAP@all"]]
+
+
+def test_every_method_has_its_own_colour_in_every_report():
+    everything = [(m, m, m.startswith(("udht", "tag"))) for m in PAPER_ROW_ORDER]
+    everything += [("udht@paper", "UDHT @paper", True), ("udht@authors-code", "UDHT @authors-code", True),
+                   ("pca-rr", "PCA-RR", False)]
+    styles = method_styles(everything)
+    assert len({s.color for s in styles.values()}) == len(everything) == 15
+    assert len(set(METHOD_COLOURS.values())) == len(PAPER_ROW_ORDER)
+    # the same method keeps its colour whatever else a report holds
+    few = method_styles([("udht", "UDHT", True), ("pca-rr", "PCA-RR", False), ("itq", "ITQ", False)])
+    assert {m: few[m].color for m in few} == {m: styles[m].color for m in few}
+    assert styles["udht"].linestyle == "-" and styles["itq"].linestyle == "--"
+
+
+def test_html_shows_hyperparameters_convergence_and_selection(tmp_path):
+    root = tmp_path / "r"
+    write_results(root, grid=[("toy-a", "alpha", 8, 0)])
+    record, curves, per_query = _record("toy-a", "gamma", 8, 0)
+    record["method"]["params"] = {"bits": 8, "seed": 0, "lr": 0.001, "max_epochs": 50}
+    record["fit_info"] = {"convergence": {"stopped_epoch": 17, "best_epoch": 12, "reason": "patience"}}
+    record["selection"] = {"criterion": "heldout_objective", "chosen": {"lr": 0.001}, "trials": 4}
+    write_cell(cell_path(root, "toy-a", "gamma", 8, 0), record, query_codes=np.zeros((4, 8)),
+               database_codes=np.zeros((6, 8)), curves=curves, per_query=per_query)
+    page = generate_reports(root, tmp_path / "out", figures=False).html.read_text()
+    assert "<code>lr=0.001</code>" in page and "<code>max_epochs=50</code>" in page
+    assert "best_epoch: 12" in page and "stopped_epoch: 17" in page
+    assert "heldout_objective" in page and "<details>" in page
+    assert "Random backbone weights" in page and "<script" in page and "http" not in page.split("<main>")[0]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's chromium)")
+def test_index_html_in_a_real_browser(mir_report, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    _, rep = mir_report
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # no access log on the test's output
+            pass
+
+    handler = functools.partial(Quiet, directory=str(rep))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    shot = tmp_path / "page.png"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            problems, requests = [], []
+            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+            page.on("request", lambda r: requests.append(r.url))
+            response = page.goto(base + "index.html", wait_until="load")
+            assert response is not None and response.ok
+            # offline: everything the page loads comes from the report folder
+            assert requests and all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]
+            images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])")
+            assert len(images) >= 6 and all(ok for _, ok in images), images
+            assert any(src.endswith(".svg") for src, _ in images)
+            links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
+            files = [h for h in links if not h.startswith("#")]
+            assert any(h.endswith(".tex") for h in files) and any(h.endswith(".csv") for h in files)
+            for href in set(files):
+                assert page.request.get(base + href).status == 200, href
+            for anchor in {h for h in links if h.startswith("#")}:
+                assert page.locator(anchor).count() == 1, anchor
+            # sorting: the first table by its 12-bit column, descending on the second click; Chance stays last
+            table = page.locator("table.sortable").first
+            header = table.locator("thead th", has_text="12 bits")
+            header.click()
+            header.click()
+            assert header.get_attribute("aria-sort") == "descending"
+            values = table.locator("tbody tr:not(.pinned) td:nth-child(3)").evaluate_all(
+                "tds => tds.map(td => parseFloat(td.getAttribute('data-value')))")
+            assert values == sorted(values, reverse=True) and len(values) == 3
+            assert table.locator("tbody tr").last.get_attribute("class") == "pinned"
+            page.screenshot(path=str(shot))
+            browser.close()
+    finally:
+        server.shutdown()
+    assert problems == []
+    with Image.open(shot) as im:
+        pixels = np.asarray(im.convert("L"), dtype=np.float64)
+    assert pixels.std() > 10  # text, tables and warnings: far from a blank page
+    assert (pixels < 128).mean() > 0.01
