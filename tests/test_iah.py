@@ -152,7 +152,9 @@ def iah_run(tmp_path_factory):
                  "-D", "n_items=400", "-D", "n_query=80", "--results", str(results), "--no-report",
                  "--param", "iah.max_epochs=12"])
     assert code == 0
-    return {c.record["method"]["name"]: c.record for c in iter_cells(results)}
+    records = {c.record["method"]["name"]: c.record for c in iter_cells(results)}
+    records["_results"] = results
+    return records
 
 
 def test_iah_run_stores_both_modes(iah_run):
@@ -198,3 +200,20 @@ def test_iah_runs_on_the_real_dataset_fixtures(tmp_path, name):
     (cell,) = iter_cells(tmp_path / "res")
     m = cell.record["metrics"]
     assert 0 <= m["category-aware mAP@all"] <= 1 and 0 <= m["mAP@all"] <= 1
+
+
+def test_report_keeps_the_supervised_reference_apart_and_unranked(iah_run, tmp_path):
+    from hashbench.reports import generate_reports
+
+    generate_reports(iah_run["_results"], tmp_path / "rep", figures=False)
+    md = (tmp_path / "rep" / "tables" / "map-at-all.md").read_text()
+    assert "Supervised references" in md
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ") and "bits" not in line}
+    iah_row = next(v for k, v in rows.items() if k.startswith("IAH"))
+    lsh_row = next(v for k, v in rows.items() if k.startswith("LSH"))
+    assert "supervised reference" in iah_row and "**" not in iah_row  # better, but never marked best
+    assert "**" in lsh_row  # the best unsupervised method is
+    names = [k for k in rows]
+    assert names.index(next(k for k in names if k.startswith("IAH"))) > names.index(next(k for k in names if k.startswith("LSH")))
+    tex = (tmp_path / "rep" / "tables" / "map-at-all.tex").read_text()
+    assert tex.count("\\midrule") >= 3  # header, then LSH | IAH | chance separated

@@ -52,11 +52,12 @@ PAPER_ROW_ORDER = ("itq", "pcah", "lsh", "dsh", "sph", "sh", "agh", "agh2",
                    "tag-binary", "tag-binary-e2e", "udht-frozen", "udht")
 
 
-def method_sort_key(method: str, display_name: str, deep: bool) -> tuple:
+def method_sort_key(method: str, display_name: str, deep: bool, supervised: bool = False) -> tuple:
     """Table rows and legend entries: non-deep before deep; the paper's methods in its row order;
-    any other method (a plugin, a new proposal) after them by display name, where papers put theirs."""
+    any other method (a plugin, a new proposal) after them by display name, where papers put theirs;
+    supervised references last, apart from the unsupervised methods they are a reference for."""
     known = method in PAPER_ROW_ORDER
-    return (deep, not known, PAPER_ROW_ORDER.index(method) if known else 0, display_name.lower(), method)
+    return (supervised, deep, not known, PAPER_ROW_ORDER.index(method) if known else 0, display_name.lower(), method)
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,10 @@ def method_styles(methods: list[tuple[str, str, bool]]) -> dict[str, Style]:
 
 def methods_in_order(cells: pd.DataFrame) -> list[tuple[str, str, bool]]:
     """(method, display name, deep) of the methods in ``cells``, in :func:`method_sort_key` order."""
-    rows = cells.drop_duplicates("method")[["method", "display_name", "deep"]]
-    return sorted(((m, d, bool(x)) for m, d, x in rows.itertuples(index=False)), key=lambda r: method_sort_key(*r))
+    rows = cells.drop_duplicates("method")
+    sup = dict(zip(rows["method"], rows["supervised"])) if "supervised" in rows else {}
+    triples = ((m, d, bool(x)) for m, d, x in rows[["method", "display_name", "deep"]].itertuples(index=False))
+    return sorted(triples, key=lambda r: method_sort_key(*r, supervised=bool(sup.get(r[0], False))))
 
 
 def metric_sort_key(metric: str) -> tuple:
@@ -240,6 +243,13 @@ class ReportData:
     def cells(self, group: ConventionGroup) -> pd.DataFrame:
         return self.frame[self.frame["group"] == group]
 
+    @property
+    def supervised(self) -> set[str]:
+        """Methods that learned from labels: shown apart, as references, never ranked with the others."""
+        if "supervised" not in self.frame:
+            return set()
+        return set(self.frame.loc[self.frame["supervised"], "method"])
+
     def ordered(self, cells: pd.DataFrame) -> list[tuple[str, str, bool]]:
         """(method, display name, deep) of the methods in ``cells``, in the report's one order."""
         present = set(cells["method"])
@@ -331,6 +341,7 @@ def load_report_data(results: str | Path) -> ReportData:
             "method": str(method.get("name")),
             "display_name": str(method.get("display_name") or method.get("name")),
             "deep": bool(method.get("deep", False)),
+            "supervised": bool(method.get("supervised", False)),
             "bits": int(r["bits"]),
             "seed": int(r["seed"]),
             "group": _convention_of(r),
@@ -356,8 +367,11 @@ def load_report_data(results: str | Path) -> ReportData:
         if len(chances) > 1:
             warnings.warn(f"dataset {p.label}: cells disagree on the chance level ({sorted(chances)})", stacklevel=2)
     methods = methods_in_order(frame)
+    styles = method_styles(methods)
+    for m in set(frame.loc[frame["supervised"], "method"]):  # supervised references: dotted, apart
+        styles[m] = Style(styles[m].color, styles[m].marker, ":")
     return ReportData(root=root, frame=frame, protocols=protocols, groups=groups, methods=methods,
-                      styles=method_styles(methods))
+                      styles=styles)
 
 
 def _label_protocols(protocols: dict[str, Protocol]) -> None:

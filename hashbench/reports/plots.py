@@ -99,8 +99,13 @@ def _legend(fig, handles_labels: dict[str, Any], *, title: str | None = None) ->
 
 
 def _kinds_title(cells) -> str | None:
-    """Say what the line styles mean when deep and non-deep methods share a figure."""
-    return "solid: deep\ndashed: non-deep" if cells["deep"].nunique() > 1 else None
+    """Say what the line styles mean when deep and non-deep methods (or a supervised reference) share a figure."""
+    sup = "supervised" in cells and bool(cells["supervised"].any())
+    unsup = cells[~cells["supervised"]] if sup else cells
+    lines = ["solid: deep", "dashed: non-deep"] if unsup["deep"].nunique() > 1 else []
+    if sup:
+        lines.append("dotted: supervised reference")
+    return "\n".join(lines) or None
 
 
 def _seed_mean(arrays: list[np.ndarray]) -> np.ndarray | None:

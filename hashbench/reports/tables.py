@@ -1,7 +1,9 @@
 """Paper-style result tables (the layout of UDHT's Tables 2 and 3), as LaTeX, Markdown and CSV.
 
 One table per metric and convention group. Rows: one per method, non-deep methods first
-and deep ones after (the paper's grouping), each group in the paper's row order for the
+and deep ones after (the paper's grouping), then, below a rule, any supervised reference
+(a method that learned from labels: typed "supervised reference", never bold, underlined or
+tested against the unsupervised methods it bounds), each group in the paper's row order for the
 methods of its Table 2 (:func:`~hashbench.reports.collect.method_sort_key`) and then any other method (a plugin,
 a new proposal) by display name, so a new method lands at the bottom, where papers put
 theirs; then a
@@ -35,6 +37,7 @@ from .significance import PairedTest, paired_test
 DECIMALS = 4
 CHANCE_LABEL = "Chance"
 TYPE_LABELS = {False: "non-deep", True: "deep"}
+SUPERVISED_LABEL = "supervised reference"
 
 #: Metrics whose per-query mean has the chance level as its random-ranking baseline.
 _PRECISION_LIKE = ("mAP@", "P@")
@@ -105,6 +108,7 @@ class MetricTable:
     n_boot: int = 5000
     boot_seed: int = 0
     n_seeds: tuple[int, int] = (1, 1)  # (min, max) seeds per cell
+    supervised: set[str] = field(default_factory=set)  # rows below a rule, never ranked or tested
 
     @property
     def columns(self) -> list[tuple[Protocol, int]]:
@@ -138,6 +142,9 @@ class MetricTable:
         legend = (
             f"Best in each column in bold, second underlined (compared as printed, {DECIMALS} decimals)."
         )
+        if self.supervised:
+            legend += (" Supervised references (trained with the training items' labels) are listed below a rule "
+                       "and not ranked: they bound what the unsupervised methods could reach.")
         if self.n_seeds[1] > 1:
             legend += (
                 " Mean ± sample standard deviation over the method's seeds"
@@ -167,9 +174,8 @@ class MetricTable:
         """(display name, type label, entries per column) for every row, chance last."""
         out = []
         for method, display, deep in self.rows:
-            out.append(
-                (display, TYPE_LABELS[deep], [self.entries.get((method, p.key, b)) for p, b in self.columns])
-            )
+            kind = SUPERVISED_LABEL if method in self.supervised else TYPE_LABELS[deep]
+            out.append((display, kind, [self.entries.get((method, p.key, b)) for p, b in self.columns]))
         if self.chance:
             out.append((CHANCE_LABEL, "", [Entry(self.chance[p.key]) if p.key in self.chance else None for p, _ in self.columns]))
         return out
@@ -201,9 +207,10 @@ class MetricTable:
         )
         tabular = _booktabs_layout(
             tabular,
-            n_nondeep=sum(not d for _, _, d in self.rows),
-            n_deep=sum(d for _, _, d in self.rows),
-            has_chance=bool(self.chance),
+            sizes=[sum(not d and m not in self.supervised for m, _, d in self.rows),
+                   sum(d and m not in self.supervised for m, _, d in self.rows),
+                   sum(m in self.supervised for m, _, _ in self.rows),
+                   int(bool(self.chance))],
             groups=[len(self.bits[p.key]) for p in self.protocols],
         )
         label = label or f"tab:hashbench-{slug(self.metric)}-{self.group.slug}"
@@ -283,7 +290,9 @@ def build_table(
         entries[(method, pkey, int(b))] = Entry(
             mean=float(vals.mean()), std=float(vals.std(ddof=1)) if n > 1 else None, n=n
         )
+    supervised = data.supervised & {m for m, _, _ in rows}
     table = MetricTable(
+        supervised=supervised,
         metric=metric,
         group=group,
         protocols=protocols,
@@ -301,7 +310,8 @@ def build_table(
     pq = per_query_key(metric)
     for p in protocols:
         for b in bits[p.key]:
-            col = {m: e for (m, pk, bb), e in entries.items() if pk == p.key and bb == b}
+            # supervised references are shown, never ranked against the methods they bound
+            col = {m: e for (m, pk, bb), e in entries.items() if pk == p.key and bb == b and m not in supervised}
             _rank_column(col)
             info = _test_column(data, cells, col, p.key, b, pq, test=test, alpha=alpha, n_boot=n_boot, seed=seed)
             if info is not None:
@@ -426,13 +436,14 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", r"\|")
 
 
-def _booktabs_layout(tabular: str, *, n_nondeep: int, n_deep: int, has_chance: bool, groups: list[int]) -> str:
+def _booktabs_layout(tabular: str, *, sizes: list[int], groups: list[int]) -> str:
     """Turn Styler's tabular into the paper's layout.
 
     Styler writes the column headers on two lines (dataset, bits) after ``\\toprule``, then
     ``\\midrule`` and one line per row. Here the first header line gets "Algorithm" and
     the (empty) type heading, ``\\cmidrule`` rules go under each dataset group, and a
-    ``\\midrule`` separates the non-deep rows, the deep rows and the chance row.
+    ``\\midrule`` separates the row groups of ``sizes`` (non-deep, deep, supervised
+    references, the chance row), skipping empty ones.
     """
     lines = tabular.strip().split("\n")
     try:
@@ -443,7 +454,7 @@ def _booktabs_layout(tabular: str, *, n_nondeep: int, n_deep: int, has_chance: b
         raise RuntimeError(f"unexpected Styler.to_latex output:\n{tabular}") from exc
     header = lines[top + 1:mid]
     body = lines[mid + 1:bottom]
-    n_rows = n_nondeep + n_deep + int(has_chance)
+    n_rows = sum(sizes)
     if len(body) != n_rows or len(header) < 2:  # pragma: no cover
         raise RuntimeError(f"unexpected Styler.to_latex layout ({len(header)} header, {len(body)} body lines)")
     # header[0]: " &  & \multicolumn{4}{c}{synthetic} ..."; header[1]: " &  & 12 bits & ..."
@@ -453,13 +464,15 @@ def _booktabs_layout(tabular: str, *, n_nondeep: int, n_deep: int, has_chance: b
     for width in groups:
         rules.append(f"\\cmidrule(lr){{{start}-{start + width - 1}}}")
         start += width
-    new_body = body[:n_nondeep]
-    if n_nondeep and n_deep:
-        new_body.append("\\midrule")
-    new_body += body[n_nondeep:n_nondeep + n_deep]
-    if has_chance:
-        new_body.append("\\midrule")
-        new_body += body[n_nondeep + n_deep:]
+    new_body: list[str] = []
+    start_row = 0
+    for size in sizes:
+        if not size:
+            continue
+        if new_body:
+            new_body.append("\\midrule")
+        new_body += body[start_row:start_row + size]
+        start_row += size
     return "\n".join(
         lines[: top + 1] + [header[0], " ".join(rules), header[1], "\\midrule"] + new_body + lines[bottom:]
     )
