@@ -134,21 +134,18 @@ _DOC = """
 
 class _DeepBitBase(Hasher):
     deep = True
-    search_space = {
-        "lr": [1e-3, 1e-2],
-        "rotation_weight": [1e-3, 1e-2, 1e-1],
-        "activation": ["sigmoid", "relu"],
-    }
+    search_space = {"lr": [1e-3, 1e-2], "activation": ["sigmoid", "relu"]}
 
     # ---------------------------------------------------------------- checks
     def _check(self) -> None:
         who = self.name or type(self).__name__
-        for name in ("lr", "stage2_lr"):
+        stage2 = isinstance(self, DeepBitEndToEnd)
+        for name in ("lr", "stage2_lr") if stage2 else ("lr",):
             check_number(who, name, getattr(self, name), zero_ok=False)
-        for name in ("weight_decay", "rotation_weight"):
+        for name in ("weight_decay", "rotation_weight") if stage2 else ("weight_decay",):
             check_number(who, name, getattr(self, name))
         check_number(who, "momentum", self.momentum, below=1.0)
-        for name in ("batch_size", "stage2_batch_size"):
+        for name in ("batch_size", "stage2_batch_size") if stage2 else ("batch_size",):
             check_int(who, name, getattr(self, name), minimum=2)
         if self.activation not in ("sigmoid", "relu"):
             raise ConfigError(f"{who}: activation must be 'sigmoid' or 'relu', got {self.activation!r}")
@@ -254,20 +251,16 @@ class DeepBit(_DeepBitBase):
     requires = frozenset({"features"})
 
     def __init__(self, bits: int = 32, seed: int = 0, activation: str = "sigmoid", feature_norm: str = "standardize",
-                 lr: float = 1e-3, stage2_lr: float = 1e-4, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 rotation_weight: float = 1e-3, batch_size: int = 32, stage2_batch_size: int = 30,
+                 lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 32,
                  max_epochs: int = 10, patience: int = 3, min_delta: float = 1e-5, val_fraction: float = 0.1,
                  device: str = "auto") -> None:
         super().__init__(bits=bits, seed=seed)
         self.activation = activation
         self.feature_norm = feature_norm
         self.lr = lr
-        self.stage2_lr = stage2_lr
         self.momentum = momentum
         self.weight_decay = weight_decay
-        self.rotation_weight = rotation_weight
         self.batch_size = batch_size
-        self.stage2_batch_size = stage2_batch_size
         self.max_epochs = max_epochs
         self.patience = patience
         self.min_delta = min_delta
@@ -346,6 +339,7 @@ class DeepBitEndToEnd(_DeepBitBase):
 """
     )
 
+    search_space = {**_DeepBitBase.search_space, "rotation_weight": [1e-3, 1e-2, 1e-1]}
     display_name = "DeepBit (end to end)"
     summary = "DeepBit from images: hash layer on the frozen backbone, stage 2 with rotated copies (rotation invariance)"
     paper = PAPER
