@@ -208,8 +208,11 @@ class UHBDNN(Hasher):
     search_space = {
         "lambda2": [5e-3, 5e-2, 5e-1],
         "lambda3": [1e-3, 1e-2, 1e-1],
-        "lbfgs_iter": [25, 100],
+        "lbfgs_iter": [15, 100],
     }
+    #: ``uh-bdnn@authors-code``: the authors' schedule (400 L-BFGS iterations x up to 20 alternations,
+    #: stop at the first epoch without improvement) on the full input layer; hours on a CPU at 4,096-d
+    configurations = {"authors-code": {"lbfgs_iter": 400, "max_epochs": 20, "patience": 1, "input_pca": None}}
 
     def __init__(self, bits: int = 32, seed: int = 0, hidden: tuple[int, int] | None = None, lambda1: float = 1e-5,
                  lambda2: float = 5e-2, lambda3: float = 1e-2, lambda4: float = 0.5e-6, lbfgs_iter: int = 15,
@@ -255,6 +258,10 @@ class UHBDNN(Hasher):
     def _rescale(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, dtype=np.float32) - self.min_) / self.range_).astype(np.float32)
 
+    def _project(self, xr: np.ndarray) -> np.ndarray:
+        """z = x~ P, the input of layer 1 (``input_pca``); x~ itself without a projection."""
+        return np.ascontiguousarray(xr if self.proj_ is None else xr @ self.proj_)
+
     def _fit_seeded(self, x: np.ndarray, h1: int, h2: int, dev: torch.device) -> None:
         fit_rows, val_rows = holdout_split(x.shape[0], float(self.val_fraction), int(self.seed))
         # rescale_0_1.m: per-dimension minimum, one range (the largest) for all dimensions
@@ -268,9 +275,8 @@ class UHBDNN(Hasher):
             raise ConfigError(
                 f"{self.name}: layer sizes must shrink, bits <= hidden[1] <= hidden[0] <= input dimension "
                 f"(after input_pca): got {self.bits} <= {h2} <= {h1} <= {p}; pass hidden=(h1, h2)")
-        self.proj_ = top_subspace(xf, p, int(self.seed)) if p < d else np.eye(d, dtype=np.float32)  # (D, p)
-        zf = xf @ self.proj_.astype(np.float32)
-        zv = xv @ self.proj_.astype(np.float32)
+        self.proj_ = top_subspace(xf, p, int(self.seed)) if p < d else None  # (D, p); None: the full input
+        zf, zv = self._project(xf), self._project(xv)
 
         # initialisation (learn_all.m / learnDeepNN.m): B by ITQ; layers 1-3 by top eigenvectors
         b = ITQ(bits=self.bits, seed=int(self.seed)).fit(zf).encode(zf).astype(np.float64) * 2 - 1
@@ -329,7 +335,7 @@ class UHBDNN(Hasher):
             self.initial_terms_ = self._terms(xf, enc(zt), self.codes_)
         train_early_stopped(stopper, epoch, lambda: self._objective_z(xv, zv_t), get_state, set_state, self.history_)
         enc.eval()
-        self.fit_info_ = {"device": self.device_, "hidden": [h1, h2], "input_pca": p, "n_fit": int(xf.shape[0]),
+        self.fit_info_ = {"device": self.device_, "hidden": [h1, h2], "input_dim": p, "n_fit": int(xf.shape[0]),
                           "n_heldout": int(val_rows.size), "initial_objective": self.initial_terms_,
                           "convergence": stopper.summary()}
 
@@ -363,7 +369,7 @@ class UHBDNN(Hasher):
         """J (lower is better) on these items, their B being sgn(H) as at test time."""
         x = check_features(features, name=f"{self.name}: held-out features", n_features=self.n_features_in_)
         xr = self._rescale(x)
-        z = torch.from_numpy(xr @ self.proj_.astype(np.float32)).to(torch.device(self.device_))
+        z = torch.from_numpy(self._project(xr)).to(torch.device(self.device_))
         return self._objective_z(xr, z)
 
     # -------------------------------------------------------------- encode
@@ -371,8 +377,7 @@ class UHBDNN(Hasher):
     def _encode(self, features: np.ndarray) -> np.ndarray:
         dev = torch.device(self.device_)
         out = []
-        proj = self.proj_.astype(np.float32)
         for s in range(0, features.shape[0], 8192):
-            z = torch.from_numpy(self._rescale(features[s: s + 8192]) @ proj).to(dev)
+            z = torch.from_numpy(self._project(self._rescale(features[s: s + 8192]))).to(dev)
             out.append((self.encoder_(z) >= 0).cpu().numpy())
         return np.concatenate(out).astype(np.uint8)

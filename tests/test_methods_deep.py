@@ -145,7 +145,8 @@ def test_uh_bdnn_reconstruction_error_falls():
     assert rec[-1] < rec[0] - 1e-3 and np.all(np.diff(rec) <= 1e-6), rec
     xr = h._rescale(x)
     assert _reconstruction_error(xr, h.codes_) == pytest.approx(rec[-1], rel=1e-3)  # lambda1 = 1e-5: ~ least squares
-    itq_codes = hashbench.create("itq", bits=8, seed=0).fit(xr @ h.proj_).encode(xr @ h.proj_) * 2.0 - 1
+    z = h._project(xr)  # ITQ's start, on what layer 1 sees
+    itq_codes = hashbench.create("itq", bits=8, seed=0).fit(z).encode(z) * 2.0 - 1
     assert _reconstruction_error(xr, h.codes_) < _reconstruction_error(xr, itq_codes)
     assert _reconstruction_error(xr, h.encode(x) * 2.0 - 1) < _reconstruction_error(xr, itq_codes)
 
