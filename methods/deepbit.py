@@ -430,6 +430,20 @@ class DeepBitEndToEnd(_DeepBitBase):
                           "convergence_stage1": s1, "convergence": s2}
 
     @torch.no_grad()
+    def heldout_objective(self, features: Any = None, tags: Any = None, images: Any = None) -> float:
+        """Stage 2's objective (lower is better) on these images and their rotated copies, every angle."""
+        if images is None or len(images) == 0:
+            raise DataError(f"{self.name}: heldout_objective needs images")
+        dev = torch.device(self.device_)
+        pos = np.arange(len(images))
+        feats = [self._backbone_features(images, pos, a, dev) for a in ANGLES]
+        orig = torch.cat([feats[ANGLES.index(0.0)]] * len(ANGLES))
+        rot = torch.cat(feats)
+        w = torch.tensor([rotation_weight(a) for a in ANGLES], device=dev).repeat_interleave(len(images))
+        self.head_.eval()
+        return self._stage2_loss(self.head_(orig), self.head_(rot), w)[0].item()
+
+    @torch.no_grad()
     def _encode(self, features: np.ndarray | None, **inputs: Any) -> np.ndarray:
         images = inputs["images"]
         dev = torch.device(self.device_)

@@ -217,6 +217,10 @@ def test_deepbit_codes_of_a_rotated_image_agree_with_the_originals_more_than_unr
     same = (codes == rotated).mean(1)  # per image: share of bits kept under a 10-degree turn
     other = (codes[:, None, :] == codes[None, :, :]).mean(2)[~np.eye(len(codes), dtype=bool)]
     assert same.mean() > other.mean() + 0.1, (same.mean(), other.mean())
+    # its own objective on held-out images is stage 2's, finite; and the fit is reproducible
+    assert np.isfinite(h.heldout_objective(images=ImageInput(data, np.arange(8), spec)))
+    again = hashbench.create("deepbit-e2e", bits=16, seed=0, max_epochs=3, device="cpu").fit(images=train)
+    np.testing.assert_array_equal(again.encode(images=train), codes)
 
 
 def test_deepbit_e2e_is_kept_out_of_all_and_list_says_so(capsys):
