@@ -1,4 +1,5 @@
-"""Fit and encode times of the eight classical methods, at the scale of the paper's experiments.
+"""Fit and encode times of the eight classical methods and the three deep baselines on features, at the
+scale of the paper's experiments.
 
     python benchmarks/methods.py                 # 20,000 x 4,096 training set, 100,000-item database
     python benchmarks/methods.py --quick         # 5,000 x 1,024 and 20,000: a smoke run
@@ -16,7 +17,13 @@ Ratios against references run in this same process:
   the two agree (not 100%: our covariance product is float32 for float32 input);
 * ``pcah``: our fit against scikit-learn's ``PCA(svd_solver="covariance_eigh")``;
 * ``dsh``, ``agh``, ``agh2``: the share of the fit spent in scikit-learn's
-  KMeans (the same call, timed alone): the issue expects k-means to dominate.
+  KMeans (the same call, timed alone): the issue expects k-means to dominate;
+* ``dh``, ``uh-bdnn``, ``deepbit`` (the deep baselines, default schedules,
+  early-stopped: the epochs run are printed): their fit against ITQ's fit
+  on the same data, the classical method they are compared with in the
+  paper's tables. ``--embedded`` times every method on the embedded default
+  instead (5,000 x 4,096 cached FC2 features of ``synthetic``, encoding its
+  6,000 query and database items): the cost of one cell of the main job.
 """
 
 from __future__ import annotations
@@ -27,12 +34,16 @@ import sys
 import time
 import warnings
 
-import numpy as np
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see benchmarks/README.md)
 
-import hashbench
-from hashbench_methods import agh, dsh, itq, lsh, pcah, sh, sph  # noqa: F401  (register every method)
+import numpy as np  # noqa: E402
 
-ALL = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2"]
+import hashbench  # noqa: E402
+from hashbench_methods import agh, deepbit, dh, dsh, itq, lsh, pcah, sh, sph, uh_bdnn  # noqa: F401  (register them)
+
+CLASSICAL = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2"]
+DEEP = ["dh", "uh-bdnn", "deepbit"]
+ALL = CLASSICAL + DEEP
 
 
 def make_features(n: int, d: int, n_clusters: int, seed: int) -> np.ndarray:
@@ -81,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="5,000 x 1,024 training set, 20,000-item database")
     ap.add_argument("--no-reference", action="store_true", help="skip the reference timings")
+    ap.add_argument("--embedded", action="store_true",
+                    help="the embedded default's cached features (5,000 train; 6,000 to encode): one main-job cell")
     args = ap.parse_args(argv)
     if args.quick:
         args.n_train, args.n_db, args.dim = 5_000, 20_000, 1024
@@ -89,11 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"--methods: unknown {unknown}; choose from {','.join(ALL)}")
 
-    print(f"data: train {args.n_train} x {args.dim}, database {args.n_db}, {args.bits} bits, "
-          f"{os.cpu_count()} cores, numpy {np.__version__}")
-    train, t_gen = _timed(lambda: make_features(args.n_train, args.dim, 100, args.seed))
-    db, t_db = _timed(lambda: make_features(args.n_db, args.dim, 100, args.seed + 1))
-    print(f"generated in {t_gen + t_db:.1f} s\n")
+    if args.embedded:
+        from hashbench.runner import RunConfig, Runner
+
+        feats, _ = Runner(RunConfig(progress=False)).features()
+        train, db = feats["train"], np.concatenate([feats["query"], feats["database"]])
+        print(f"data: the embedded default (synthetic), train {train.shape}, encode {db.shape[0]}, {args.bits} bits, "
+              f"{os.cpu_count()} cores")
+    else:
+        print(f"data: train {args.n_train} x {args.dim}, database {args.n_db}, {args.bits} bits, "
+              f"{os.cpu_count()} cores, numpy {np.__version__}")
+        train, t_gen = _timed(lambda: make_features(args.n_train, args.dim, 100, args.seed))
+        db, t_db = _timed(lambda: make_features(args.n_db, args.dim, 100, args.seed + 1))
+        print(f"generated in {t_gen + t_db:.1f} s\n")
 
     rows = []
     fitted = {}
@@ -107,12 +128,22 @@ def main(argv: list[str] | None = None) -> int:
         note = ""
         if name == "sph":
             note = f"{h.n_iter_} iterations, converged={h.converged_}"
+        if name in DEEP:
+            conv = h.fit_info_["convergence"]
+            note = f"{conv['epochs_run']} epochs (best {conv['best_epoch']}): {conv['stopped_because']}"
         for w in caught:
             note += f" [warning: {str(w.message)[:60]}...]"
         rows.append((name, t_fit, t_enc, note))
         fitted[name] = (h, t_fit)
         print(f"{name:8s} {t_fit:9.2f} {t_enc:9.2f}  {note}", flush=True)
 
+    if "itq" in fitted and any(name in fitted for name in DEEP):
+        print("\ndeep baselines against ITQ, fitted in this process on the same data:")
+    if "itq" in fitted:
+        _, t_itq = fitted["itq"]
+        for name in DEEP:
+            if name in fitted:
+                print(f"  {name} fit: {fitted[name][1]:.2f} s = {fitted[name][1] / t_itq:.1f}x ITQ's fit ({t_itq:.2f} s)")
     if args.no_reference:
         return 0
     print("\nratios against references run in this process:")

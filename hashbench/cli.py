@@ -238,7 +238,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = get_method(name)
             kind = ("deep" if cls.deep else "non-deep") + (", supervised: not in all" if cls.is_supervised() else "")
             needs = "+".join(sorted(cls.requires))
-            print(f"  {name:<15} {cls.summary} [{kind}; needs {needs}] -- {cls.paper}")
+            default = "" if cls.in_default_run else f"; not in 'all': {cls.not_in_default_run_because}"
+            print(f"  {name:<15} {cls.summary} [{kind}; needs {needs}{default}] -- {cls.paper}")
     if args.what in (None, "datasets"):
         print("datasets:")
         for name, summary in available_datasets().items():

@@ -66,7 +66,12 @@ class Hasher:
         plugin declares its own the same way;
     ``configurations``
         named parameter sets, ``{name: {param: value}}`` (e.g. ``"paper"``,
-        ``"authors-code"``), run as ``method@name`` on the command line.
+        ``"authors-code"``), run as ``method@name`` on the command line;
+    ``in_default_run``
+        False keeps the method out of ``--methods all`` (it still runs by
+        name); ``not_in_default_run_because`` says why, and ``list`` shows it.
+        The rule: a method whose cells cannot fit the default run's CPU budget
+        (the main job within 10 minutes on 2 cores) stays out.
     """
 
     name: ClassVar[str] = ""
@@ -77,6 +82,8 @@ class Hasher:
     requires: ClassVar[frozenset[str]] = frozenset({"features"})
     search_space: ClassVar[dict[str, list[Any]]] = {}
     configurations: ClassVar[dict[str, dict[str, Any]]] = {}
+    in_default_run: ClassVar[bool] = True
+    not_in_default_run_because: ClassVar[str] = ""
 
     def __init__(self, bits: int = 32, seed: int = 0) -> None:
         self.bits = bits
@@ -229,4 +236,5 @@ class Hasher:
             "deep": bool(cls.deep),
             "supervised": cls.is_supervised(),
             "requires": sorted(cls.requires),
+            "in_default_run": bool(cls.in_default_run),
         }

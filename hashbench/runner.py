@@ -89,7 +89,8 @@ def resolve_methods(names: list[str], dataset: HashingDataset) -> list[str]:
 
     ``all`` leaves out methods whose inputs the dataset lacks (tag-using methods
     on an image-only dataset), with a notice; naming such a method explicitly is
-    an error.
+    an error. It also leaves out methods with ``in_default_run = False`` (too
+    slow for the default run's CPU budget); those run when named.
     """
     known = available_methods()
     out: list[str] = []
@@ -101,6 +102,9 @@ def resolve_methods(names: list[str], dataset: HashingDataset) -> list[str]:
             for m in known:
                 if get_method(m).is_supervised():
                     continue  # "all" means the unsupervised methods; ask for "supervised" too
+                if not get_method(m).in_default_run:  # the CPU-budget rule (Hasher.in_default_run)
+                    log.info("not in 'all': %s (%s); name it to run it", m, get_method(m).not_in_default_run_because)
+                    continue
                 if "tags" in get_method(m).requires and not dataset.has_tags:
                     log.warning("skipping %s: it learns from tags and dataset %s has none", m, dataset.name)
                     continue

@@ -1,4 +1,5 @@
-"""What every classical method must do: the Hasher contract, seeding, and beating LSH on clustered data."""
+"""What every method on features must do: the Hasher contract and seeding (classical and deep baselines),
+and, for the classical ones, beating LSH on clustered data."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import pytest
 
 import hashbench
 from hashbench import ConfigError, DataError, NotFittedError
+from hashbench_methods._convergence import holdout_split
 
 # Import every method module, so the tests do not depend on pyproject's entry points.
-from hashbench_methods import agh, dsh, itq, lsh, pcah, sh, sph  # noqa: F401
+from hashbench_methods import agh, deepbit, dh, dsh, itq, lsh, pcah, sh, sph, uh_bdnn  # noqa: F401
 
-METHODS = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2"]
+CLASSICAL = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2"]
+# the UDHT paper's deep baselines on features, with short schedules (the contract is under test here;
+# their learning in tests/test_methods_deep.py)
+DEEP = {"dh": {"max_epochs": 3}, "uh-bdnn": {"max_epochs": 2, "lbfgs_iter": 30, "hidden": (16, 12)},
+        "deepbit": {"max_epochs": 3}}
+METHODS = CLASSICAL + list(DEEP)
 DETERMINISTIC = {"pcah", "sh"}  # no random choice: the seed must not matter
 
 
@@ -49,7 +56,8 @@ def small():
 
 @pytest.mark.parametrize("name", METHODS)
 def test_contract_shape_dtype_and_seeding(name, small):
-    h = hashbench.create(name, bits=8, seed=0)
+    fast = DEEP.get(name, {})
+    h = hashbench.create(name, bits=8, seed=0, **fast)
     with pytest.raises(NotFittedError):
         h.encode(small)
     assert h.fit(small) is h
@@ -59,9 +67,9 @@ def test_contract_shape_dtype_and_seeding(name, small):
     # no bit may be constant over the training data
     assert np.all(h.encode(small).std(axis=0) > 0)
     # the same seed gives the same codes; a new seed new codes where the method is random
-    again = hashbench.create(name, bits=8, seed=0).fit(small).encode(small[:50])
+    again = hashbench.create(name, bits=8, seed=0, **fast).fit(small).encode(small[:50])
     np.testing.assert_array_equal(codes, again)
-    other = hashbench.create(name, bits=8, seed=1).fit(small).encode(small)
+    other = hashbench.create(name, bits=8, seed=1, **fast).fit(small).encode(small)
     if name in DETERMINISTIC:
         np.testing.assert_array_equal(other, h.encode(small))
     else:
@@ -73,8 +81,33 @@ def test_contract_shape_dtype_and_seeding(name, small):
     with pytest.raises(DataError):
         h.encode(small[:, :5])
     info = type(h).info()
-    assert info["name"] == name and info["paper"] and info["display_name"] and not info["deep"]
+    assert info["name"] == name and info["paper"] and info["display_name"] and info["deep"] == (name in DEEP)
     assert type(h).__doc__ and "departure" in type(h).__doc__.lower()
+    assert isinstance(type(h).search_space, dict)
+    for param, values in type(h).search_space.items():  # the tuning grid is data, over real parameters
+        assert param in params and isinstance(values, list) and values
+
+
+@pytest.mark.parametrize("name", list(DEEP))
+def test_deep_baselines_converge_on_a_heldout_objective(name, small):
+    """history_ has one held-out value per epoch; the best epoch is kept; heldout_objective is the method's own."""
+    h = hashbench.create(name, bits=8, seed=0, **{**DEEP[name], "max_epochs": 4, "patience": 1})
+    h.fit(small)
+    conv = h.fit_info_["convergence"]
+    held = h.history_["heldout_objective"]
+    assert conv["epochs_run"] == len(held) <= 4
+    assert all(len(v) == len(held) for v in h.history_.values())
+    assert conv["best_heldout"] == pytest.approx(min(held), rel=1e-6)
+    assert held[conv["best_epoch"] - 1] == pytest.approx(min(held), rel=1e-6)
+    if conv["epochs_run"] < 4:
+        assert "no held-out improvement" in conv["stopped_because"]
+    # the restored best epoch is the fitted model: its own objective on the held-out rows again
+    _, val = holdout_split(len(small), h.val_fraction, h.seed)
+    assert h.heldout_objective(small[val]) == pytest.approx(min(held), rel=1e-4, abs=1e-6)
+    with pytest.raises(ConfigError):
+        hashbench.create(name, bits=8, max_epochs=-1).fit(small)
+    with pytest.raises(ConfigError):
+        hashbench.create(name, bits=8, val_fraction=1.0).fit(small)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -116,7 +149,7 @@ def test_every_method_beats_lsh_on_clustered_data_at_32_bits():
     lsh_map = np.mean([score("lsh", s) for s in range(3)])
     chance = np.mean([(l_q[:, None] == l_db[None, :]).mean()])
     assert lsh_map > chance  # LSH is a fair opponent, not broken
-    for name in METHODS[1:]:
+    for name in CLASSICAL[1:]:
         m = score(name, 0)
         assert m > lsh_map + 0.02, f"{name}: mAP {m:.3f} does not beat LSH's {lsh_map:.3f}"
 

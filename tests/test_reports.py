@@ -213,10 +213,12 @@ def test_metric_order_is_the_papers():
 def test_method_order_is_the_papers_then_other_methods_by_name():
     rows = [("udht", "UDHT", True), ("zeta", "Zeta", False), ("itq", "ITQ", False), ("mine", "A new method", True),
             ("sh", "SH", False), ("tag-binary", "Tag-binary baseline", True), ("lsh", "LSH", False),
-            ("dsh", "DSH", False), ("alpha", "alpha", False)]
+            ("dsh", "DSH", False), ("alpha", "alpha", False), ("deepbit", "DeepBit", True), ("dh", "DH", True),
+            ("uh-bdnn", "UH-BDNN", True), ("agh", "AGH", False), ("deepbit-e2e", "DeepBit (end to end)", True)]
     ordered = [r[0] for r in sorted(rows, key=lambda r: method_sort_key(*r))]
-    # Table 2: ITQ, PCAH, LSH, DSH, SpH, SH, AGH ... baseline, UDHT; a new method after them
-    assert ordered == ["itq", "lsh", "dsh", "sh", "alpha", "zeta", "tag-binary", "udht", "mine"]
+    # Table 2: ITQ, PCAH, LSH, DSH, SpH, SH, AGH, DH, UH-BDNN, DeepBit, baseline, UDHT; a new method after them
+    assert ordered == ["itq", "lsh", "dsh", "sh", "agh", "alpha", "zeta", "dh", "uh-bdnn", "deepbit", "deepbit-e2e",
+                       "tag-binary", "udht", "mine"]
 
 
 def test_table_rows_columns_values_and_marks(tmp_path):

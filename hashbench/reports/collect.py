@@ -47,8 +47,9 @@ def per_query_key(metric: str) -> str:
 
 
 #: Rows of UDHT's Tables 2 and 3 in the paper's order (ITQ, PCAH, LSH, DSH, SpH, SH, AGH;
-#: its baseline, then UDHT), with our variants after the method they vary.
+#: DH, UH-BDNN, DeepBit; its baseline, then UDHT), with our variants after the method they vary.
 PAPER_ROW_ORDER = ("itq", "pcah", "lsh", "dsh", "sph", "sh", "agh", "agh2",
+                   "dh", "uh-bdnn", "deepbit", "deepbit-e2e",
                    "tag-binary", "tag-binary-e2e", "udht-frozen", "udht")
 
 

@@ -43,7 +43,7 @@ BIT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "
 CHANCE_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.5}
 LOSS_LINESTYLES = ("-", "--", "-.", ":")
 #: history entries that are recorded per epoch but are not losses: not drawn
-NOT_LOSSES = frozenset({"end_to_end", "beta"})
+NOT_LOSSES = frozenset({"end_to_end", "beta", "stage"})  # "stage": DeepBit's stage flag
 
 #: What UDHT's loss components are, for the panel titles (the paper's equations are unnumbered).
 UDHT_COMPONENTS = {
