@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="queries with no relevant item in the top K: zero (count 0) or drop")
     run.add_argument("--topk", default="5000,50000,all", help="the K of mAP@K (default: 5000,50000,all)")
     run.add_argument("--force", action="store_true", help="recompute cells that are already done")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="cells in parallel on this machine, each with cores/jobs threads (default: 1)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run the cells on a running dask.distributed cluster (e.g. tcp://host:8786); "
+                     "its workers must see the results folder")
+    run.add_argument("--shard", metavar="I/N",
+                     help="run only part I of N of the grid (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/4")
     _add_dataset_args(run)
 
     lst = sub.add_parser("list", help="list methods, datasets and backbones")
@@ -157,6 +164,7 @@ def _topk(text: str) -> tuple[int | None, ...]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .execution import parse_shard
     from .runner import RunConfig, run
 
     if args.cache_dir:
@@ -177,6 +185,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         method_params=_method_params(args.param),
         evaluation={"ties": args.ties, "empty": args.empty, "topk": _topk(args.topk)},
         force=args.force,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        shard=parse_shard(args.shard) if args.shard else None,
         progress=not args.quiet,
         command="python -m hashbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )

@@ -11,6 +11,7 @@ silently: the run stops with an error naming it before computing anything.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import warnings
@@ -23,6 +24,7 @@ import numpy as np
 from . import store
 from .datasets import HashingDataset, Split, get_dataset, relevant_pair_fraction
 from .errors import ConfigError, DataError, ResultsError
+from .execution import make_executor, select_shard
 from .features import BackboneSpec, ImageInput, extract_features
 from .hasher import Hasher
 from .provenance import now, provenance
@@ -55,6 +57,9 @@ class RunConfig:
     force: bool = False
     progress: bool = True
     command: str | None = None
+    jobs: int = 1  # cells in parallel on this machine (hashbench.execution)
+    scheduler: str | None = None  # a dask.distributed scheduler's address: cells run on that cluster
+    shard: tuple[int, int] | None = None  # (i, n): only part i of n of the grid (array jobs)
 
 
 @dataclass
@@ -235,18 +240,20 @@ class Runner:
 
     def run(self) -> RunSummary:
         cfg = self.config
+        executor = make_executor(jobs=cfg.jobs, scheduler=cfg.scheduler)  # bad options fail first
         split_key, chance = self._write_dataset_files()
+        grid = [(m, b, s) for m in self.methods for b in cfg.bits for s in cfg.seeds]
+        if cfg.shard is not None:
+            grid = select_shard(grid, *cfg.shard)
         plan = []
         problems = []
-        for method in self.methods:
-            for bits in cfg.bits:
-                for seed in cfg.seeds:
-                    path = store.cell_path(self.root, self.dataset_key, method, bits, seed)
-                    key = json_digest(self.cell_config(method, bits, seed, split_key))
-                    state, reason, _ = store.read_cell(path, key)
-                    if state in (store.CellState.STALE, store.CellState.OLD) and not cfg.force:
-                        problems.append(reason)
-                    plan.append((method, bits, seed, path, key))
+        for method, bits, seed in grid:
+            path = store.cell_path(self.root, self.dataset_key, method, bits, seed)
+            key = json_digest(self.cell_config(method, bits, seed, split_key))
+            state, reason, _ = store.read_cell(path, key)
+            if state in (store.CellState.STALE, store.CellState.OLD) and not cfg.force:
+                problems.append(reason)
+            plan.append((method, bits, seed, path, key))
         if problems:
             raise ResultsError(
                 "these results would be overwritten: "
@@ -259,16 +266,17 @@ class Runner:
             f"{self.split.sizes()}, chance level {chance:.4f}"
         )
         self.echo(f"backbone: {self.backbone.describe()}")
-        outcomes: list[CellOutcome] = []
-        deferred = []
-        for item in plan:
-            done = self._run_cell(*item, split_key=split_key, chance=chance, blocking=False)
-            if done is None:
-                deferred.append(item)  # another process holds this cell: come back to it
-            else:
-                outcomes.append(done)
-        for item in deferred:
-            outcomes.append(self._run_cell(*item, split_key=split_key, chance=chance, blocking=True))
+        job = _CellJob(self, split_key, chance)
+        if not executor.in_process:
+            if any("features" in resolve_method(m)[0].requires for m in self.methods):
+                self.features()  # extracted once here; workers read the cache
+            self.echo(f"{len(plan)} cell(s) on {cfg.scheduler or f'{cfg.jobs} worker processes'}")
+        done: dict[int, CellOutcome] = {}
+        for i, (outcome, lines) in executor.run(job, plan):
+            for line in lines:
+                self.echo(line)
+            done[i] = outcome
+        outcomes = [done[i] for i in sorted(done)]
         return RunSummary(results=self.root, dataset_key=self.dataset_key, outcomes=outcomes)
 
     def _run_cell(
@@ -371,6 +379,49 @@ class Runner:
             "per_query": result.per_query,
         }
         return record, arrays
+
+
+class _CellJob:
+    """One cell's work as a picklable callable, for the executors (hashbench.execution).
+
+    In this process it runs the runner's own ``_run_cell``. Pickled for a worker
+    process, it carries the runner without its features (the worker reads them from
+    the feature cache, filled before dispatch), the plugin files to load, and it
+    returns the lines the cell would have printed, for this process to print.
+    """
+
+    def __init__(self, runner: Runner, split_key: str, chance: float) -> None:
+        self.runner, self.split_key, self.chance = runner, split_key, chance
+
+    def __call__(self, item: tuple, blocking: bool) -> tuple[CellOutcome, list[str]] | None:
+        lines: list[str] = []
+        runner = self.runner
+        if getattr(self, "_remote", False):
+            runner = copy.copy(runner)  # a worker may run several cells at once: its own echo
+            runner.echo = lines.append
+        outcome = runner._run_cell(*item, split_key=self.split_key, chance=self.chance, blocking=blocking)
+        return None if outcome is None else (outcome, lines)
+
+    def __getstate__(self) -> dict[str, Any]:
+        from .registry import loaded_plugin_files
+        from .storage import cache_dir
+
+        runner = object.__new__(Runner)
+        runner.__dict__.update(self.runner.__dict__, _features=None, _features_info=None, echo=print)
+        return {"runner": runner, "split_key": self.split_key, "chance": self.chance,
+                "plugins": loaded_plugin_files(), "cache": str(cache_dir())}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import os
+
+        from .registry import _METHODS, load_plugin_file
+
+        os.environ.setdefault("HASHBENCH_CACHE", state["cache"])  # the worker's own wins
+        for path, names in state["plugins"].items():
+            if not all(n in _METHODS for n in names):
+                load_plugin_file(path)
+        self.runner, self.split_key, self.chance = state["runner"], state["split_key"], state["chance"]
+        self._remote = True
 
 
 def _method_info(spec: str, hasher: Hasher) -> dict[str, Any]:

@@ -19,15 +19,16 @@ killed with -9) never sees half a cell. Before trusting a cell, the store checks
 its schema version and the SHA-256 of each file recorded in ``cell.json``.
 Only JSON and ``.npy``/``.npz`` (with ``allow_pickle=False``) are ever read back.
 
-Concurrency: each cell has a lock file under ``<dataset>/.locks/`` taken with
-``fcntl.flock``; the lock dies with its process, so a killed run never leaves
-a cell locked.
+Concurrency: each cell has a lock file under ``<dataset>/.locks/``, created
+atomically (``O_CREAT | O_EXCL``) and kept alive by a heartbeat, so it also works
+on network file systems shared by several hosts; the lock of a killed process is
+taken over (at once on the same host, after the heartbeat stops elsewhere):
+see :mod:`hashbench.lockfile`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import ResultsError
+from .lockfile import LockFile
 from .storage import atomic_write_json, file_digest
 
 SCHEMA_VERSION = 1
@@ -169,27 +171,16 @@ def _fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def cell_lock(path: Path, *, blocking: bool) -> Iterator[bool]:
-    """Hold the lock of the cell at ``path``; yields False if not blocking and it is taken."""
-    import fcntl
+    """Hold the lock of the cell at ``path``; yields False if not blocking and it is taken.
 
+    An atomically created lock file with a heartbeat (:mod:`hashbench.lockfile`), so
+    that it also works on network file systems shared by several hosts.
+    """
     lock_dir = path.parents[2] / ".locks"  # <dataset>/.locks
-    lock_dir.mkdir(parents=True, exist_ok=True)
     rel = "__".join(path.parts[-3:])
-    fd = os.open(lock_dir / f"{rel}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                yield False
-                return
-            raise
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    # ".held", not ".lock": earlier versions left empty fcntl ".lock" files behind for good
+    with LockFile(lock_dir / f"{rel}.held").hold(blocking=blocking) as locked:
+        yield locked
 
 
 def iter_cells(root: str | Path, *, errors: str = "warn") -> Iterator[Cell]:
