@@ -57,15 +57,15 @@ def test_bad_shards_are_refused(text):
 
 
 def test_shards_of_a_run_cover_each_cell_exactly_once(tmp_path):
+    grid = {**GRID, "methods": ["lsh", "pcah"]}
     outcomes = []
     for i in range(3):
-        summary = run(RunConfig(**GRID, results=tmp_path / "res", shard=(i, 3)), echo=lambda s: None)
+        summary = run(RunConfig(**grid, results=tmp_path / "res", shard=(i, 3)), echo=lambda s: None)
         outcomes += [(o.method, o.bits, o.seed) for o in summary.outcomes]
         assert all(o.status == "computed" for o in summary.outcomes)
-    full = [(m, b, s) for m in GRID["methods"] for b in GRID["bits"] for s in GRID["seeds"]]
+    full = [(m, b, s) for m in grid["methods"] for b in grid["bits"] for s in grid["seeds"]]
     assert sorted(outcomes) == sorted(full)
-    run(RunConfig(**GRID, results=tmp_path / "serial"), echo=lambda s: None)
-    assert_same_results(tmp_path / "res", tmp_path / "serial")
+    assert sorted(_cells(tmp_path / "res")) == sorted(full)
 
 
 def test_jobs_2_stores_the_same_results_as_a_serial_run(tmp_path, capsys):

@@ -11,9 +11,11 @@ written to a temporary folder and renamed into place); the scheduler gives its
 task to another worker, which takes over the dead worker's lock and computes
 the cell again.
 
-Each task runs with ``cores // threads-of-its-worker`` BLAS/OpenMP/torch/numba
-threads, so give workers one thread each (``--nthreads 1``) to let every cell use
-the whole share of its worker.
+Each task runs with ``cores // task slots on its host`` BLAS/OpenMP/torch/numba
+threads (task slots: the threads of every worker the scheduler knows on that host
+when the run starts), so workers x threads does not exceed a host's cores. Workers
+with one thread each (``--nthreads 1``) suit cells best: a cell is a whole
+fit/encode/evaluate and uses its threads itself.
 """
 
 from __future__ import annotations
@@ -25,15 +27,23 @@ from ..errors import ConfigError
 from .threads import limit_threads, threads_per_worker
 
 
-def _call_on_worker(task: Any, job: Any, index: int) -> tuple[int, Any]:
+def _call_on_worker(task: Any, job: Any, index: int, host_threads: dict[str, int]) -> tuple[int, Any]:
     from distributed import get_worker
 
-    try:
-        nthreads = int(get_worker().state.nthreads)
-    except (ValueError, AttributeError):
-        nthreads = 1
-    with limit_threads(threads_per_worker(nthreads)):
+    worker = get_worker()
+    # every task slot of every worker on this host shares its cores
+    slots = host_threads.get(worker.address.rsplit(":", 1)[0]) or int(worker.state.nthreads)
+    with limit_threads(threads_per_worker(slots)):
         return index, job(task, True)
+
+
+def _threads_by_host(info: dict[str, Any]) -> dict[str, int]:
+    """Task slots (worker threads) per host, from the scheduler's view of its workers."""
+    out: dict[str, int] = {}
+    for address, w in info.get("workers", {}).items():
+        host = address.rsplit(":", 1)[0]
+        out[host] = out.get(host, 0) + int(w.get("nthreads", 1))
+    return out
 
 
 class DaskExecutor:
@@ -61,12 +71,14 @@ class DaskExecutor:
         with self._client() as client:
             # sent once to every worker, not once per task
             shared = client.scatter(job, broadcast=True, hash=False)
+            host_threads = _threads_by_host(client.scheduler_info())
             futures = [
-                client.submit(_call_on_worker, task, shared, i, pure=False, key=f"hashbench-cell-{run_id}-{i}")
+                client.submit(_call_on_worker, task, shared, i, host_threads, pure=False,
+                              key=f"hashbench-cell-{run_id}-{i}")
                 for i, task in enumerate(tasks)
             ]
             try:
-                for fut in as_completed(futures):
+                for fut in as_completed(futures, loop=client.loop):
                     yield fut.result()
             finally:
                 client.cancel(futures)
