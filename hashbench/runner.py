@@ -23,6 +23,7 @@ import numpy as np
 
 from . import store
 from .datasets import HashingDataset, Split, get_dataset, relevant_pair_fraction
+from .codes import encode_packed
 from .errors import ConfigError, DataError, ResultsError
 from .execution import make_executor, select_shard
 from .features import BackboneSpec, ImageInput, extract_features
@@ -326,7 +327,7 @@ class Runner:
         t0 = time.perf_counter()
         if "features" in req:
             q_codes = hasher.encode(feats["query"])
-            db_codes = hasher.encode(feats["database"])
+            db_codes = encode_packed(hasher.encode, feats["database"])  # chunk by chunk, packed
         else:
             q_codes = hasher.encode(images=ImageInput(self.dataset, self.split.query, self.backbone))
             db_codes = hasher.encode(images=ImageInput(self.dataset, self.split.database, self.backbone))

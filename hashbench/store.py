@@ -40,6 +40,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .codes import PackedBits
 from .errors import ResultsError
 from .lockfile import LockFile
 from .storage import atomic_write_json, file_digest
@@ -58,6 +59,12 @@ class Cell:
 
     path: Path
     record: dict[str, Any]
+
+    def load_packed_codes(self, *, mmap: bool = True) -> tuple[PackedBits, PackedBits]:
+        """(query codes, database codes) packed, memory-mapped: for databases too large to unpack."""
+        bits = int(self.record["bits"])
+        return (PackedBits.load(self.path / "query_codes.npy", bits, mmap=mmap),
+                PackedBits.load(self.path / "database_codes.npy", bits, mmap=mmap))
 
     def load_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """(query codes, database codes) as (n, bits) uint8 arrays of 0/1."""
@@ -137,8 +144,8 @@ def write_cell(
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        np.save(tmp / "query_codes.npy", np.packbits(np.asarray(query_codes, dtype=np.uint8), axis=1))
-        np.save(tmp / "database_codes.npy", np.packbits(np.asarray(database_codes, dtype=np.uint8), axis=1))
+        np.save(tmp / "query_codes.npy", _packed(query_codes))
+        np.save(tmp / "database_codes.npy", _packed(database_codes))
         np.savez(tmp / "curves.npz", **{k: np.asarray(v) for k, v in curves.items()})
         np.savez(tmp / "per_query.npz", **{k: np.asarray(v) for k, v in per_query.items()})
         names = ["query_codes.npy", "database_codes.npy", "curves.npz", "per_query.npz"]
@@ -158,6 +165,13 @@ def write_cell(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Cell(path, record)
+
+
+def _packed(codes: Any) -> np.ndarray:
+    """np.packbits rows: a PackedBits (hashbench.codes) is written as it is, unpacked codes packed."""
+    if isinstance(codes, PackedBits):
+        return np.asarray(codes.packed)
+    return np.packbits(np.asarray(codes, dtype=np.uint8), axis=1)
 
 
 def _fsync_dir(path: Path) -> None:
