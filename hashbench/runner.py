@@ -269,7 +269,7 @@ class Runner:
         self.echo(f"backbone: {self.backbone.describe()}")
         job = _CellJob(self, split_key, chance)
         if not executor.in_process:
-            if any("features" in resolve_method(m)[0].requires for m in self.methods):
+            if _needs_features(self):
                 self.features()  # extracted once here; workers read the cache
             self.echo(f"{len(plan)} cell(s) on {cfg.scheduler or f'{cfg.jobs} worker processes'}")
         done: dict[int, CellOutcome] = {}
@@ -398,22 +398,32 @@ class _CellJob:
         lines: list[str] = []
         runner = self.runner
         if getattr(self, "_remote", False):
+            if _needs_features(runner):
+                runner.features()  # once per worker process, kept on the shared runner
             runner = copy.copy(runner)  # a worker may run several cells at once: its own echo
             runner.echo = lines.append
         outcome = runner._run_cell(*item, split_key=self.split_key, chance=self.chance, blocking=blocking)
         return None if outcome is None else (outcome, lines)
 
     def __getstate__(self) -> dict[str, Any]:
+        import pickle
+        import uuid
+
         from .registry import loaded_plugin_files
         from .storage import cache_dir
 
-        runner = object.__new__(Runner)
-        runner.__dict__.update(self.runner.__dict__, _features=None, _features_info=None, echo=print)
-        return {"runner": runner, "split_key": self.split_key, "chance": self.chance,
+        if getattr(self, "_blob", None) is None:
+            # pickled once, then shipped as bytes with every task; a worker unpickles it once
+            runner = object.__new__(Runner)
+            runner.__dict__.update(self.runner.__dict__, _features=None, _features_info=None, echo=_quiet)
+            self._token = uuid.uuid4().hex
+            self._blob = pickle.dumps(runner, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"token": self._token, "blob": self._blob, "split_key": self.split_key, "chance": self.chance,
                 "plugins": loaded_plugin_files(), "cache": str(cache_dir())}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         import os
+        import pickle
 
         from .registry import _METHODS, load_plugin_file
 
@@ -421,8 +431,26 @@ class _CellJob:
         for path, names in state["plugins"].items():
             if not all(n in _METHODS for n in names):
                 load_plugin_file(path)
-        self.runner, self.split_key, self.chance = state["runner"], state["split_key"], state["chance"]
+        runner = _WORKER_RUNNERS.get(state["token"])
+        if runner is None:
+            runner = pickle.loads(state["blob"])
+            _WORKER_RUNNERS.clear()  # one run at a time per worker process
+            _WORKER_RUNNERS[state["token"]] = runner
+        self.runner, self.split_key, self.chance = runner, state["split_key"], state["chance"]
         self._remote = True
+        self._blob = None
+
+
+#: in a worker process: the runner of the run it works for (its features loaded once)
+_WORKER_RUNNERS: dict[str, Runner] = {}
+
+
+def _quiet(line: str) -> None:
+    """A worker's runner prints nothing itself (each cell's lines go back to the caller)."""
+
+
+def _needs_features(runner: Runner) -> bool:
+    return any("features" in resolve_method(m)[0].requires for m in runner.methods)
 
 
 def _method_info(spec: str, hasher: Hasher) -> dict[str, Any]:

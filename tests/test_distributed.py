@@ -83,18 +83,18 @@ def test_worker_killed_mid_cell_leaves_no_half_cell_and_its_cell_is_redone(tmp_p
         box: dict = {}
         thread = threading.Thread(target=lambda: box.update(summary=run(config, echo=lambda s: None)))
         thread.start()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while not (log.exists() and log.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.05)
         victim = int(log.read_text().split()[0])
         assert victim != os.getpid()
         os.kill(victim, signal.SIGKILL)  # the worker process, in the middle of the cell's fit
-        thread.join(timeout=180)
-        assert not thread.is_alive()
+        thread.join(timeout=400)  # generous: a loaded CI machine restarts workers slowly
+        assert not thread.is_alive(), "the run did not finish after the worker was killed"
     finally:
         unregister_method("sleepy-test")
     fitters = [int(p) for p in log.read_text().split()]
-    assert len(fitters) == 2 and fitters[0] == victim and fitters[1] != victim  # redone once, elsewhere
+    assert len(fitters) == 2 and fitters[0] == victim and fitters[1] != victim, fitters  # redone once, elsewhere
     summary = box["summary"]
     assert sorted((o.method, o.status) for o in summary.outcomes) == [("lsh", "computed"),
                                                                        ("sleepy-test", "computed")]
