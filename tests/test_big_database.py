@@ -93,3 +93,17 @@ def test_encode_packed_and_packed_bits_refuse_bad_input(rng):
         PackedBits(np.zeros((3, 2), np.int64), 16)
     with pytest.raises(DataError, match="bits but database codes"):
         evaluate(np.zeros((2, 8)), PackedBits.pack(np.zeros((3, 16))), np.zeros(2), np.zeros(3))
+
+
+@pytest.mark.parametrize("ties", ["index", "random", "tie-aware"])
+def test_torch_path_under_a_small_device_budget_gives_the_cpu_results(rng, monkeypatch, ties):
+    from hashbench.evaluation import _torch
+
+    qc, dc, ql, dl = _data(rng, 7, 300, 70, 66)  # two words of codes and of labels
+    cfg = dict(ties=ties, topk=(20, None), precision_at=(10,), pr_levels=10)
+    ref = evaluate(qc, dc, ql, dl, EvalConfig(device="cpu", **cfg))
+    monkeypatch.setenv("HASHBENCH_EVAL_DEVICE_BUDGET", str(_torch._ROW_BYTES * 300 * 2))  # 2 queries a chunk
+    got = evaluate(qc, PackedBits.pack(dc), ql, PackedBits.pack(dl), EvalConfig(device="torch-cpu", **cfg))
+    for k in ref.metrics:
+        assert got.metrics[k] == pytest.approx(ref.metrics[k], abs=1e-9), k
+    np.testing.assert_array_equal(got.per_query["P@10"], ref.per_query["P@10"])
