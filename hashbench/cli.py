@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the cells on a running dask.distributed cluster (e.g. tcp://host:8786); "
                      "its workers must see the results folder")
+    run.add_argument("--workers", type=int, default=0,
+                     help="image-reading processes for feature extraction and image-using methods "
+                     "(torch DataLoader; default 0: read in the main process)")
     run.add_argument("--shard", metavar="I/N",
                      help="run only part I of N of the grid (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/4")
     _add_dataset_args(run)
@@ -186,6 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         evaluation={"ties": args.ties, "empty": args.empty, "topk": _topk(args.topk)},
         force=args.force,
         jobs=args.jobs,
+        workers=args.workers,
         scheduler=args.scheduler,
         shard=parse_shard(args.shard) if args.shard else None,
         progress=not args.quiet,

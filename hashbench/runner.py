@@ -61,6 +61,7 @@ class RunConfig:
     jobs: int = 1  # cells in parallel on this machine (hashbench.execution)
     scheduler: str | None = None  # a dask.distributed scheduler's address: cells run on that cluster
     shard: tuple[int, int] | None = None  # (i, n): only part i of n of the grid (array jobs)
+    workers: int = 0  # image-reading processes (torch DataLoader) for features and image-using methods
 
 
 @dataclass
@@ -134,6 +135,8 @@ class Runner:
         self.config = config
         self.echo = echo
         _check_grid(config.bits, config.seeds)
+        if isinstance(config.workers, bool) or not isinstance(config.workers, int) or config.workers < 0:
+            raise ConfigError(f"workers must be a non-negative integer, got {config.workers!r}")
         from .evaluation import EvalConfig
 
         self.eval_config = EvalConfig(**config.evaluation)
@@ -205,6 +208,7 @@ class Runner:
                 cache=self.config.cache,
                 device=self.config.device,
                 progress=self.config.progress,
+                workers=self.config.workers,
             )
             feats = np.asarray(feats)
             self._features = {r: feats[rows[r]] for r in ("query", "database", "train")}
@@ -320,7 +324,8 @@ class Runner:
         if "tags" in req:
             fit_inputs["tags"] = [self.dataset.tags[i] for i in self.split.train]  # type: ignore[index]
         if "images" in req:
-            fit_inputs["images"] = ImageInput(self.dataset, self.split.train, self.backbone)
+            fit_inputs["images"] = ImageInput(self.dataset, self.split.train, self.backbone,
+                                              workers=self.config.workers)
         t0 = time.perf_counter()
         hasher.fit(**fit_inputs)
         timings["fit_s"] = time.perf_counter() - t0
@@ -329,8 +334,10 @@ class Runner:
             q_codes = hasher.encode(feats["query"])
             db_codes = encode_packed(hasher.encode, feats["database"])  # chunk by chunk, packed
         else:
-            q_codes = hasher.encode(images=ImageInput(self.dataset, self.split.query, self.backbone))
-            db_codes = hasher.encode(images=ImageInput(self.dataset, self.split.database, self.backbone))
+            q_codes = hasher.encode(images=ImageInput(self.dataset, self.split.query, self.backbone,
+                                                      workers=self.config.workers))
+            db_codes = hasher.encode(images=ImageInput(self.dataset, self.split.database, self.backbone,
+                                                    workers=self.config.workers))
         timings["encode_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = evaluate(

@@ -144,3 +144,25 @@ def test_cli_refuses_bad_jobs_and_shards(tmp_path, capsys):
     assert "must be below 2" in capsys.readouterr().err
     assert not list(iter_cells(tmp_path / "r")) if (tmp_path / "r").exists() else True
     assert hashbench  # the package imports without dask being imported
+
+
+def test_image_workers_give_the_same_tensors_and_features(tmp_path):
+    from hashbench.datasets import get_dataset
+    from hashbench.features import BackboneSpec, ImageInput, extract_features
+
+    data = get_dataset("tiny-test", n_items=24)
+    spec = BackboneSpec(weights="random", seed=0, resize=64, crop=64)
+    plain = ImageInput(data, np.arange(3, 20), spec)
+    loaded = ImageInput(data, np.arange(3, 20), spec, workers=2)
+    a = list(plain.batches(5, shuffle=True, seed=1))
+    b = list(loaded.batches(5, shuffle=True, seed=1))
+    assert [len(p) for p, _ in b] == [5, 5, 5, 2]
+    for (pa, ta), (pb, tb) in zip(a, b):
+        np.testing.assert_array_equal(pa, pb)
+        np.testing.assert_array_equal(ta.numpy(), tb.numpy())
+    f0, _ = extract_features(data, np.arange(24), spec, cache=tmp_path / "c0", progress=False, device="cpu")
+    f2, _ = extract_features(data, np.arange(24), spec, cache=tmp_path / "c2", progress=False, device="cpu",
+                             workers=2)
+    np.testing.assert_array_equal(np.asarray(f0), np.asarray(f2))
+    with pytest.raises(ConfigError, match="workers"):
+        ImageInput(data, np.arange(3), spec, workers=-1)
