@@ -275,6 +275,7 @@ class Runner:
         if not executor.in_process:
             if _needs_features(self):
                 self.features()  # extracted once here; workers read the cache
+            plan = [(m, b, sd, p.absolute(), k) for m, b, sd, p, k in plan]  # workers may have another cwd
             self.echo(f"{len(plan)} cell(s) on {cfg.scheduler or f'{cfg.jobs} worker processes'}")
         done: dict[int, CellOutcome] = {}
         for i, (outcome, lines) in executor.run(job, plan):
@@ -422,7 +423,8 @@ class _CellJob:
         if getattr(self, "_blob", None) is None:
             # pickled once, then shipped as bytes with every task; a worker unpickles it once
             runner = object.__new__(Runner)
-            runner.__dict__.update(self.runner.__dict__, _features=None, _features_info=None, echo=_quiet)
+            runner.__dict__.update(self.runner.__dict__, _features=None, _features_info=None, echo=_quiet,
+                                   root=self.runner.root.absolute())
             self._token = uuid.uuid4().hex
             self._blob = pickle.dumps(runner, protocol=pickle.HIGHEST_PROTOCOL)
         return {"token": self._token, "blob": self._blob, "split_key": self.split_key, "chance": self.chance,
