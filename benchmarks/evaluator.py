@@ -6,7 +6,10 @@ Prints:
 2. the time of a faithful re-implementation of DeepHash-pytorch's CalcTopMap loop (per-query
    np.argsort) on the same data, ours, and the ratio (target >= 30x);
 3. the peak RSS of Q = 2,000 against N = 1,000,000 at 64 bits, measured in a fresh
-   subprocess so that part 1 does not pollute it (target < 2 GiB).
+   subprocess so that part 1 does not pollute it (target < 2 GiB);
+4. the same against N = 10,000,000 at 64 bits, the database made, packed and streamed into
+   the evaluator block by block (hashbench.codes.PackedBits), so that its unpacked codes
+   (640 MB) and labels (210 MB) never exist; peak RSS in a fresh subprocess (target < 2 GiB).
 
 Usage: python benchmarks/evaluator.py [--ref-queries 2000] [--skip-mem] ...
 """
@@ -141,6 +144,51 @@ def speed(args: argparse.Namespace) -> None:
           f"{ours_sub:.6f} (they differ only through tie order)")
 
 
+def make_packed(nq: int, n: int, bits: int, n_labels: int, seed: int = 0) -> tuple:
+    """make_data's distribution (one set of label prototypes for queries and database),
+    made in blocks and packed at once: (PackedBits x 4)."""
+    from hashbench.codes import PackedBits
+
+    pop = 0.37 * (np.arange(1, n_labels + 1) ** -0.6)
+    proto = np.random.default_rng(seed).standard_normal((n_labels, bits)).astype(np.float32)
+
+    def packed(m: int, stream: int) -> tuple:
+        rng = np.random.default_rng([seed, stream])
+        codes = np.empty((m, (bits + 7) // 8), np.uint8)
+        labs = np.empty((m, (n_labels + 7) // 8), np.uint8)
+        for start in range(0, m, 200_000):
+            k = min(200_000, m - start)
+            lab = (rng.random((k, n_labels)) < pop).astype(np.uint8)
+            none = lab.sum(1) == 0
+            lab[none, rng.integers(0, n_labels, none.sum())] = 1
+            z = lab.astype(np.float32) @ proto + 1.5 * rng.standard_normal((k, bits), dtype=np.float32)
+            codes[start:start + k] = np.packbits(z > 0, axis=1)
+            labs[start:start + k] = np.packbits(lab, axis=1)
+        return PackedBits(codes, bits), PackedBits(labs, n_labels)
+
+    (qc, ql), (dc, dl) = packed(nq, 1), packed(n, 2)
+    return qc, dc, ql, dl
+
+
+def big_child(args: argparse.Namespace) -> None:
+    """Part 4, in a fresh process: a 10-million-item database, packed and streamed."""
+    t0 = time.perf_counter()
+    qc, dc, ql, dl = make_packed(args.queries, args.big_db, args.mem_bits, args.labels, seed=2)
+    made = time.perf_counter() - t0
+    inputs = sum(a.packed.nbytes for a in (qc, dc, ql, dl))
+    rss_inputs = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    cfg = EvalConfig(device="cpu")  # every default metric
+    t0 = time.perf_counter()
+    res = evaluate(qc, dc, ql, dl, cfg)
+    dt = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"[4] Q={args.queries} N={args.big_db} b={args.mem_bits}, packed database streamed in, every "
+          f"default metric: {dt:.1f} s ({args.queries * args.big_db / dt / 1e9:.2f} billion pairs/s); "
+          f"mAP@5000={res.metrics['mAP@5000']:.4f} mAP@all={res.metrics['mAP@all']:.4f}; packed inputs "
+          f"{inputs / 2**20:.0f} MiB (made in {made:.0f} s, peak RSS then {rss_inputs / 2**30:.2f} GiB); "
+          f"peak RSS {peak / 2**30:.2f} GiB (target < 2 GiB); load average {os.getloadavg()[0]:.1f}")
+
+
 def memory_child(args: argparse.Namespace) -> None:
     """Part 3, run in a fresh process: evaluate, then print the peak RSS."""
     qc, dc, ql, dl = make_data(args.queries, args.mem_db, args.mem_bits, args.labels, seed=1)
@@ -168,12 +216,18 @@ def main() -> None:
                     help="queries for the CalcTopMap timing (scaled up if fewer)")
     ap.add_argument("--mem-db", type=int, default=1_000_000)
     ap.add_argument("--mem-bits", type=int, default=64)
+    ap.add_argument("--big-db", type=int, default=10_000_000)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-mem", action="store_true")
+    ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--big-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         memory_child(args)
+        return
+    if args.big_child:
+        big_child(args)
         return
     if not args.skip_speed:
         speed(args)
@@ -181,6 +235,10 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--memory-child", "--queries", str(args.queries),
                "--labels", str(args.labels), "--mem-db", str(args.mem_db),
                "--mem-bits", str(args.mem_bits)]
+        subprocess.run(cmd, check=True)
+    if not args.skip_big:
+        cmd = [sys.executable, __file__, "--big-child", "--queries", str(args.queries),
+               "--labels", str(args.labels), "--big-db", str(args.big_db), "--mem-bits", str(args.mem_bits)]
         subprocess.run(cmd, check=True)
 
 

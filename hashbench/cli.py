@@ -128,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="queries with no relevant item in the top K: zero (count 0, default) or drop")
     run.add_argument("--topk", help="the K of mAP@K (default: 5000,50000,all)")
     run.add_argument("--force", action="store_true", default=None, help="recompute cells that are already done")
+    run.add_argument("--jobs", type=int,
+                     help="cells in parallel on this machine, each with cores/jobs threads (default: 1)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run the cells on a running dask.distributed cluster (e.g. tcp://host:8786); "
+                     "its workers must see the results folder")
+    run.add_argument("--workers", type=int,
+                     help="image-reading processes for feature extraction and image-using methods "
+                     "(torch DataLoader; default 0: read in the main process)")
+    run.add_argument("--shard", metavar="I/N",
+                     help="run only part I of N of the grid (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/4")
     _add_dataset_args(run)
 
     lst = sub.add_parser("list", help="list methods, datasets and backbones")
@@ -181,6 +191,10 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
             "all" if k is None else k for k in _topk(args.topk)],
         ("output", "results"): args.results,
         ("output", "report"): args.report,
+        ("execution", "jobs"): args.jobs,
+        ("execution", "scheduler"): args.scheduler,
+        ("execution", "shard"): args.shard,
+        ("execution", "workers"): args.workers,
     }
     out: dict[str, Any] = {}
     for (section, key), value in given.items():

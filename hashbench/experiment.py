@@ -72,11 +72,14 @@ __all__ = ["SCHEMA", "load_experiment", "read_experiment_file", "resolve_experim
 #: Every key a file may hold, per section (``params`` holds one table per method).
 SCHEMA: dict[str, tuple[str, ...]] = {
     # "source": where a stored experiment was read from (informational, ignored)
-    "": ("description", "plugins", "dataset", "features", "run", "params", "evaluation", "output", "source"),
+    "": ("description", "plugins", "dataset", "features", "run", "params", "evaluation", "output", "source",
+         "execution"),
     "dataset": ("name", "root", "protocol", "split_seed", "split", "options"),
     "features": ("weights", "seed", "cache", "device"),
     "run": ("methods", "bits", "seeds", "force"),
     "output": ("results", "report"),
+    # where the cells run (hashbench.execution): never part of what a cell computes
+    "execution": ("jobs", "scheduler", "shard", "workers"),
 }
 
 #: The command line's defaults: a file that says nothing is the main job.
@@ -90,6 +93,7 @@ DEFAULTS: dict[str, Any] = {
     "params": {},
     "evaluation": {},
     "output": {"results": "results", "report": "reports"},
+    "execution": {"jobs": 1, "scheduler": None, "shard": None, "workers": 0},
 }
 
 
@@ -306,6 +310,18 @@ def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | No
     run["seeds"] = _int_list(run["seeds"], "run.seeds", source)
     if not isinstance(run["force"], bool):
         raise ConfigError(f"{source}: run.force must be true or false, got {run['force']!r}")
+    ex = merged["execution"]
+    for key in ("jobs", "workers"):
+        if isinstance(ex[key], bool) or not isinstance(ex[key], int) or ex[key] < (1 if key == "jobs" else 0):
+            raise ConfigError(f"{source}: execution.{key} must be {'a positive' if key == 'jobs' else 'a non-negative'} "
+                              f"integer, got {ex[key]!r}")
+    if ex["shard"] is not None:
+        from .execution import parse_shard
+
+        try:
+            parse_shard(str(ex["shard"]))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: execution.shard: {exc}") from None
     if isinstance(ds["split_seed"], bool) or not isinstance(ds["split_seed"], int):
         raise ConfigError(f"{source}: dataset.split_seed must be an integer, got {ds['split_seed']!r}")
     if isinstance(feats["seed"], bool) or not isinstance(feats["seed"], int):
@@ -351,6 +367,7 @@ def _eval_kwargs(ev: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 def to_run_config(resolved: Mapping[str, Any]):
     """The :class:`~hashbench.runner.RunConfig` of a resolved experiment (it carries the experiment)."""
+    from .execution import parse_shard
     from .runner import RunConfig
 
     ds, feats, run = resolved["dataset"], resolved["features"], resolved["run"]
@@ -374,6 +391,10 @@ def to_run_config(resolved: Mapping[str, Any]):
         method_params={m: dict(p) for m, p in resolved["params"].items()},
         evaluation=_eval_kwargs(resolved["evaluation"], "experiment"),
         force=run["force"],
+        jobs=resolved["execution"]["jobs"],
+        scheduler=resolved["execution"]["scheduler"],
+        shard=parse_shard(str(resolved["execution"]["shard"])) if resolved["execution"]["shard"] is not None else None,
+        workers=resolved["execution"]["workers"],
         experiment=copy.deepcopy(dict(resolved)),
     )
 

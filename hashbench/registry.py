@@ -125,7 +125,18 @@ def load_plugin_file(path: str | Path) -> list[str]:
             f"plugin file {path} registered no method: decorate a Hasher subclass with "
             "@hashbench.register_method('name')"
         )
+    _PLUGIN_FILES.setdefault(str(path.resolve()), added)
     return added
+
+
+#: plugin files loaded in this process (resolved path -> the names they registered), so that
+#: worker processes (hashbench.execution) can load them too
+_PLUGIN_FILES: dict[str, list[str]] = {}
+
+
+def loaded_plugin_files() -> dict[str, list[str]]:
+    """The plugin files this process loaded, and the method names each registered."""
+    return dict(_PLUGIN_FILES)
 
 
 def available_methods() -> list[str]:

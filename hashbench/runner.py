@@ -11,6 +11,7 @@ silently: the run stops with an error naming it before computing anything.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import warnings
@@ -22,7 +23,9 @@ import numpy as np
 
 from . import store
 from .datasets import HashingDataset, Split, get_dataset, relevant_pair_fraction
+from .codes import encode_packed
 from .errors import ConfigError, DataError, ResultsError
+from .execution import make_executor, select_shard
 from .features import BackboneSpec, ImageInput, extract_features
 from .hasher import Hasher
 from .provenance import now, provenance
@@ -57,6 +60,10 @@ class RunConfig:
     command: str | None = None
     # the resolved experiment (hashbench.experiment), stored in the results folder and each cell's provenance
     experiment: dict[str, Any] | None = None
+    jobs: int = 1  # cells in parallel on this machine (hashbench.execution)
+    scheduler: str | None = None  # a dask.distributed scheduler's address: cells run on that cluster
+    shard: tuple[int, int] | None = None  # (i, n): only part i of n of the grid (array jobs)
+    workers: int = 0  # image-reading processes (torch DataLoader) for features and image-using methods
 
 
 @dataclass
@@ -139,6 +146,8 @@ class Runner:
         self.config = config
         self.echo = echo
         _check_grid(config.bits, config.seeds)
+        if isinstance(config.workers, bool) or not isinstance(config.workers, int) or config.workers < 0:
+            raise ConfigError(f"workers must be a non-negative integer, got {config.workers!r}")
         from .evaluation import EvalConfig
 
         self.eval_config = EvalConfig(**config.evaluation)
@@ -220,6 +229,7 @@ class Runner:
                 cache=self.config.cache,
                 device=self.config.device,
                 progress=self.config.progress,
+                workers=self.config.workers,
             )
             feats = np.asarray(feats)
             self._features = {r: feats[rows[r]] for r in ("query", "database", "train")}
@@ -256,19 +266,21 @@ class Runner:
 
     def run(self) -> RunSummary:
         cfg = self.config
+        executor = make_executor(jobs=cfg.jobs, scheduler=cfg.scheduler)  # bad options fail first
         split_key, chance = self._write_dataset_files()
         self._write_experiment_file()
+        grid = [(m, b, s) for m in self.methods for b in cfg.bits for s in cfg.seeds]
+        if cfg.shard is not None:
+            grid = select_shard(grid, *cfg.shard)
         plan = []
         problems = []
-        for method in self.methods:
-            for bits in cfg.bits:
-                for seed in cfg.seeds:
-                    path = store.cell_path(self.root, self.dataset_key, method, bits, seed)
-                    key = json_digest(self.cell_config(method, bits, seed, split_key))
-                    state, reason, _ = store.read_cell(path, key)
-                    if state in (store.CellState.STALE, store.CellState.OLD) and not cfg.force:
-                        problems.append(reason)
-                    plan.append((method, bits, seed, path, key))
+        for method, bits, seed in grid:
+            path = store.cell_path(self.root, self.dataset_key, method, bits, seed)
+            key = json_digest(self.cell_config(method, bits, seed, split_key))
+            state, reason, _ = store.read_cell(path, key)
+            if state in (store.CellState.STALE, store.CellState.OLD) and not cfg.force:
+                problems.append(reason)
+            plan.append((method, bits, seed, path, key))
         if problems:
             raise ResultsError(
                 "these results would be overwritten: "
@@ -281,16 +293,18 @@ class Runner:
             f"{self.split.sizes()}, chance level {chance:.4f}"
         )
         self.echo(f"backbone: {self.backbone.describe()}")
-        outcomes: list[CellOutcome] = []
-        deferred = []
-        for item in plan:
-            done = self._run_cell(*item, split_key=split_key, chance=chance, blocking=False)
-            if done is None:
-                deferred.append(item)  # another process holds this cell: come back to it
-            else:
-                outcomes.append(done)
-        for item in deferred:
-            outcomes.append(self._run_cell(*item, split_key=split_key, chance=chance, blocking=True))
+        job = _CellJob(self, split_key, chance)
+        if not executor.in_process:
+            if _needs_features(self):
+                self.features()  # extracted once here; workers read the cache
+            plan = [(m, b, sd, p.absolute(), k) for m, b, sd, p, k in plan]  # workers may have another cwd
+            self.echo(f"{len(plan)} cell(s) on {cfg.scheduler or f'{cfg.jobs} worker processes'}")
+        done: dict[int, CellOutcome] = {}
+        for i, (outcome, lines) in executor.run(job, plan):
+            for line in lines:
+                self.echo(line)
+            done[i] = outcome
+        outcomes = [done[i] for i in sorted(done)]
         return RunSummary(results=self.root, dataset_key=self.dataset_key, outcomes=outcomes)
 
     def _run_cell(
@@ -315,7 +329,8 @@ class Runner:
             return CellOutcome(method, bits, seed, "computed", path, m)
 
     def _images(self, role: str) -> ImageInput:
-        return ImageInput(self.dataset, getattr(self.split, role), self.backbone, self.config.cache)
+        return ImageInput(self.dataset, getattr(self.split, role), self.backbone, cache=self.config.cache,
+                          workers=self.config.workers)
 
     def _evaluate_pieces(self, hasher: Hasher, feats: dict[str, np.ndarray] | None):
         from .evaluation.category import evaluate_category_aware
@@ -358,7 +373,7 @@ class Runner:
         t0 = time.perf_counter()
         if "features" in req:
             q_codes = hasher.encode(feats["query"])
-            db_codes = hasher.encode(feats["database"])
+            db_codes = encode_packed(hasher.encode, feats["database"])  # chunk by chunk, packed
         else:
             q_codes = hasher.encode(images=self._images("query"))
             db_codes = hasher.encode(images=self._images("database"))
@@ -419,6 +434,78 @@ class Runner:
             "per_query": result.per_query,
         }
         return record, arrays
+
+
+class _CellJob:
+    """One cell's work as a picklable callable, for the executors (hashbench.execution).
+
+    In this process it runs the runner's own ``_run_cell``. Pickled for a worker
+    process, it carries the runner without its features (the worker reads them from
+    the feature cache, filled before dispatch), the plugin files to load, and it
+    returns the lines the cell would have printed, for this process to print.
+    """
+
+    def __init__(self, runner: Runner, split_key: str, chance: float) -> None:
+        self.runner, self.split_key, self.chance = runner, split_key, chance
+
+    def __call__(self, item: tuple, blocking: bool) -> tuple[CellOutcome, list[str]] | None:
+        lines: list[str] = []
+        runner = self.runner
+        if getattr(self, "_remote", False):
+            if _needs_features(runner):
+                runner.features()  # once per worker process, kept on the shared runner
+            runner = copy.copy(runner)  # a worker may run several cells at once: its own echo
+            runner.echo = lines.append
+        outcome = runner._run_cell(*item, split_key=self.split_key, chance=self.chance, blocking=blocking)
+        return None if outcome is None else (outcome, lines)
+
+    def __getstate__(self) -> dict[str, Any]:
+        import pickle
+        import uuid
+
+        from .registry import loaded_plugin_files
+        from .storage import cache_dir
+
+        if getattr(self, "_blob", None) is None:
+            # pickled once, then shipped as bytes with every task; a worker unpickles it once
+            runner = object.__new__(Runner)
+            runner.__dict__.update(self.runner.__dict__, _features=None, _features_info=None, echo=_quiet,
+                                   root=self.runner.root.absolute())
+            self._token = uuid.uuid4().hex
+            self._blob = pickle.dumps(runner, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"token": self._token, "blob": self._blob, "split_key": self.split_key, "chance": self.chance,
+                "plugins": loaded_plugin_files(), "cache": str(cache_dir())}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import os
+        import pickle
+
+        from .registry import _METHODS, load_plugin_file
+
+        os.environ.setdefault("HASHBENCH_CACHE", state["cache"])  # the worker's own wins
+        for path, names in state["plugins"].items():
+            if not all(n in _METHODS for n in names):
+                load_plugin_file(path)
+        runner = _WORKER_RUNNERS.get(state["token"])
+        if runner is None:
+            runner = pickle.loads(state["blob"])
+            _WORKER_RUNNERS.clear()  # one run at a time per worker process
+            _WORKER_RUNNERS[state["token"]] = runner
+        self.runner, self.split_key, self.chance = runner, state["split_key"], state["chance"]
+        self._remote = True
+        self._blob = None
+
+
+#: in a worker process: the runner of the run it works for (its features loaded once)
+_WORKER_RUNNERS: dict[str, Runner] = {}
+
+
+def _quiet(line: str) -> None:
+    """A worker's runner prints nothing itself (each cell's lines go back to the caller)."""
+
+
+def _needs_features(runner: Runner) -> bool:
+    return any("features" in resolve_method(m)[0].requires for m in runner.methods)
 
 
 def _method_info(spec: str, hasher: Hasher) -> dict[str, Any]:

@@ -19,15 +19,16 @@ killed with -9) never sees half a cell. Before trusting a cell, the store checks
 its schema version and the SHA-256 of each file recorded in ``cell.json``.
 Only JSON and ``.npy``/``.npz`` (with ``allow_pickle=False``) are ever read back.
 
-Concurrency: each cell has a lock file under ``<dataset>/.locks/`` taken with
-``fcntl.flock``; the lock dies with its process, so a killed run never leaves
-a cell locked.
+Concurrency: each cell has a lock file under ``<dataset>/.locks/``, created
+atomically (``O_CREAT | O_EXCL``) and kept alive by a heartbeat, so it also works
+on network file systems shared by several hosts; the lock of a killed process is
+taken over (at once on the same host, after the heartbeat stops elsewhere):
+see :mod:`hashbench.lockfile`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -39,7 +40,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from .codes import PackedBits
 from .errors import ResultsError
+from .lockfile import LockFile
 from .storage import atomic_write_json, file_digest
 
 SCHEMA_VERSION = 1
@@ -56,6 +59,12 @@ class Cell:
 
     path: Path
     record: dict[str, Any]
+
+    def load_packed_codes(self, *, mmap: bool = True) -> tuple[PackedBits, PackedBits]:
+        """(query codes, database codes) packed, memory-mapped: for databases too large to unpack."""
+        bits = int(self.record["bits"])
+        return (PackedBits.load(self.path / "query_codes.npy", bits, mmap=mmap),
+                PackedBits.load(self.path / "database_codes.npy", bits, mmap=mmap))
 
     def load_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """(query codes, database codes) as (n, bits) uint8 arrays of 0/1."""
@@ -135,8 +144,8 @@ def write_cell(
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        np.save(tmp / "query_codes.npy", np.packbits(np.asarray(query_codes, dtype=np.uint8), axis=1))
-        np.save(tmp / "database_codes.npy", np.packbits(np.asarray(database_codes, dtype=np.uint8), axis=1))
+        np.save(tmp / "query_codes.npy", _packed(query_codes))
+        np.save(tmp / "database_codes.npy", _packed(database_codes))
         np.savez(tmp / "curves.npz", **{k: np.asarray(v) for k, v in curves.items()})
         np.savez(tmp / "per_query.npz", **{k: np.asarray(v) for k, v in per_query.items()})
         names = ["query_codes.npy", "database_codes.npy", "curves.npz", "per_query.npz"]
@@ -158,6 +167,13 @@ def write_cell(
     return Cell(path, record)
 
 
+def _packed(codes: Any) -> np.ndarray:
+    """np.packbits rows: a PackedBits (hashbench.codes) is written as it is, unpacked codes packed."""
+    if isinstance(codes, PackedBits):
+        return np.asarray(codes.packed)
+    return np.packbits(np.asarray(codes, dtype=np.uint8), axis=1)
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -169,27 +185,16 @@ def _fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def cell_lock(path: Path, *, blocking: bool) -> Iterator[bool]:
-    """Hold the lock of the cell at ``path``; yields False if not blocking and it is taken."""
-    import fcntl
+    """Hold the lock of the cell at ``path``; yields False if not blocking and it is taken.
 
+    An atomically created lock file with a heartbeat (:mod:`hashbench.lockfile`), so
+    that it also works on network file systems shared by several hosts.
+    """
     lock_dir = path.parents[2] / ".locks"  # <dataset>/.locks
-    lock_dir.mkdir(parents=True, exist_ok=True)
     rel = "__".join(path.parts[-3:])
-    fd = os.open(lock_dir / f"{rel}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                yield False
-                return
-            raise
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    # ".held", not ".lock": earlier versions left empty fcntl ".lock" files behind for good
+    with LockFile(lock_dir / f"{rel}.held").hold(blocking=blocking) as locked:
+        yield locked
 
 
 def iter_cells(root: str | Path, *, errors: str = "warn") -> Iterator[Cell]:

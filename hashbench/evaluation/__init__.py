@@ -9,7 +9,11 @@ Usage::
 Inputs
 ------
 Codes are (n, b) arrays of 0/1 (any numeric or bool dtype; +-1 codes are rejected with a
-hint). Labels are (n, L) 0/1 multi-label matrices, where a database item is *relevant* to
+hint), or :class:`hashbench.codes.PackedBits` (``np.packbits`` rows, e.g. a stored cell's
+codes memory-mapped by ``Cell.load_packed_codes``): these are read block by block, so a
+database whose unpacked codes would not fit in memory is evaluated all the same (the
+kernels hold b/8 + L/8 bytes per item, rounded up to 8). Multi-label matrices may be
+PackedBits too. The results are exactly those of the unpacked arrays. Labels are (n, L) 0/1 multi-label matrices, where a database item is *relevant* to
 a query when they share at least one label, or 1-D integer class vectors (relevant = same
 class). Items are ranked by Hamming distance to the query, nearest first. N is the size of
 the database, R (per query) its number of relevant items, rank i runs from 1 to N.
@@ -111,7 +115,9 @@ and P@N always average over all queries (an empty ball is precision 0 in both mo
 ``device``: "auto" (CUDA through torch when available, else "cpu"), "cpu" (the numba
 kernels), "cuda"/"cuda:N", or "torch-cpu" (the torch code on torch's CPU device; used to
 test the GPU code without a GPU). All give the same results to 1e-9; ``config["device"]``
-records the one used.
+records the one used. On a device the database stays packed (16 bytes an item at 64 bits
+and <= 64 labels) and queries go in chunks whose working arrays stay within
+``HASHBENCH_EVAL_DEVICE_BUDGET`` bytes (default 2 GiB; about 64 bytes per query-item pair).
 
 Speed and memory: no sort and no (Q, N) matrix on the CPU path; per query, one counting
 pass over the database and one pass over its relevant items (see ``_kernels``); memory is

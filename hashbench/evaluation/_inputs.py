@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hashbench.codes import PackedBits
 from hashbench.errors import DataError
 
 _BLOCK = 1 << 16  # rows per validation/packing block
@@ -47,6 +48,8 @@ def _as_array(x: object, what: str) -> np.ndarray:
 
 def _pack01(a: np.ndarray, what: str) -> np.ndarray:
     """Check that a 2-D array holds only 0/1 and pack each row into uint64 words."""
+    if isinstance(a, PackedBits):
+        return _repack(a, what)
     n, width = a.shape
     words = (width + 63) // 64
     out = np.zeros((n, words * 8), dtype=np.uint8)
@@ -68,8 +71,34 @@ def _pack01(a: np.ndarray, what: str) -> np.ndarray:
     return out.view(np.uint64)
 
 
+# bit reversal within a byte: np.packbits' default (big) bit order -> the kernels' little order
+_REVERSE = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], dtype=np.uint8)
+
+
+def _repack(p: PackedBits, what: str) -> np.ndarray:
+    """np.packbits rows (a PackedBits, maybe memory-mapped) -> uint64 words, block by block.
+
+    Padding bits past the width are cleared (they are zero in np.packbits output, but a
+    file could say otherwise), so popcounts stay exact.
+    """
+    n, nbytes = p.packed.shape
+    words = (p.width + 63) // 64
+    out = np.zeros((n, words * 8), dtype=np.uint8)
+    tail = p.width % 8
+    for s, blk in p.blocks(_BLOCK):
+        blk = _REVERSE[blk]
+        if tail:
+            blk[:, -1] &= np.uint8((1 << tail) - 1)
+        out[s:s + len(blk), :nbytes] = blk
+    return out.view(np.uint64)
+
+
 def _check_codes(x: object, what: str) -> np.ndarray:
     """Validate an (n, b) 0/1 code matrix."""
+    if isinstance(x, PackedBits):
+        if len(x) == 0:
+            raise DataError(f"{what}: is empty (no items)")
+        return x  # type: ignore[return-value]
     a = _as_array(x, what)
     if a.ndim != 2:
         raise DataError(f"{what}: expected an (n, b) array of 0/1 bits; got shape {a.shape}")
@@ -100,8 +129,8 @@ def pack_inputs(query_codes: object, db_codes: object, query_labels: object,
     bits = qc.shape[1]
     if bits > 2048:
         raise DataError(f"codes of {bits} bits: at most 2048 are supported")
-    ql = _as_array(query_labels, "query_labels")
-    dl = _as_array(db_labels, "db_labels")
+    ql = query_labels if isinstance(query_labels, PackedBits) else _as_array(query_labels, "query_labels")
+    dl = db_labels if isinstance(db_labels, PackedBits) else _as_array(db_labels, "db_labels")
     if ql.ndim != dl.ndim or ql.ndim not in (1, 2):
         raise DataError(
             f"labels must both be (n, L) 0/1 matrices or both 1-D class vectors; got shapes "

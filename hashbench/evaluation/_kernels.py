@@ -120,6 +120,29 @@ def _pass1_fast(qw: np.uint64, lw: np.uint64, dc1: np.ndarray, dl1: np.ndarray, 
 
 
 @njit(inline="always", cache=True)
+def _pass1_fast2(qw0: np.uint64, lw0: np.uint64, qw1: np.uint64, lw1: np.uint64, dc1: np.ndarray,
+                 dl1: np.ndarray, cnt0: np.ndarray, cnt1: np.ndarray, bk0: np.ndarray,
+                 bk1: np.ndarray) -> None:
+    """_pass1_fast for two queries in one pass over the database: each item's words are
+    read once, and the two queries' counter updates form independent dependency chains
+    (a counter's load-add-store is the loop's critical path), so they overlap."""
+    one = np.uint64(1)
+    for i in range(dc1.shape[0]):
+        c = dc1[i]
+        lab = dl1[i]
+        d0 = _popcount(qw0 ^ c)
+        d1 = _popcount(qw1 ^ c)
+        r0 = np.uint64((lw0 & lab) != 0)
+        r1 = np.uint64((lw1 & lab) != 0)
+        c0 = cnt0[d0] + (one + (r0 << _HI))
+        c1 = cnt1[d1] + (one + (r1 << _HI))
+        cnt0[d0] = c0
+        cnt1[d1] = c1
+        bk0[(c0 >> _HI) - r0] = np.uint32(c0 & _LO)
+        bk1[(c1 >> _HI) - r1] = np.uint32(c1 & _LO)
+
+
+@njit(inline="always", cache=True)
 def _reset(cnt: np.ndarray, lg: np.uint64, offset: bool) -> None:
     """Zero the counters; with ``offset``, start group d's relevant count at d * 2**lg."""
     for d in range(cnt.shape[0]):
@@ -194,6 +217,58 @@ def fits(nbits: int, n: int) -> bool:
     return (nbits + 1) << bucket_bits(n) <= (1 << 31)
 
 
+@njit(cache=True)
+def _finish_query(q: int, cnt: np.ndarray, bk: np.ndarray, fast: bool, cap: int, cut: np.ndarray,
+                  levels: int, inv: np.ndarray, nitems: np.ndarray, nrel: np.ndarray,
+                  start: np.ndarray, rstart: np.ndarray, gsum: np.ndarray, hist: np.ndarray,
+                  relhist: np.ndarray, s_out: np.ndarray, r_out: np.ndarray,
+                  pr_rank: np.ndarray) -> None:
+    """Query q's summaries from its counters and buckets after the counting pass."""
+    nd = cnt.shape[0]
+    nc = cut.shape[0]
+    a = 0
+    ra = 0
+    for d in range(nd):
+        nitems[d] = np.int64(cnt[d] & _LO)
+        nrel[d] = np.int64(cnt[d] >> _HI) - (d * cap if fast else 0)
+        start[d] = a
+        rstart[d] = ra
+        a += nitems[d]
+        ra += nrel[d]
+        # every relevant item of group d: rank start + p, ordinal rstart + k + 1
+        gsum[d] = _segment_sum(bk, d * cap, d * cap + nrel[d], start[d],
+                               rstart[d] - d * cap, inv)
+        hist[q, d] = nitems[d]
+        relhist[q, d] = nrel[d]
+    rtot = ra
+    # cut-offs: whole groups before the cut, then the split group's first items
+    g = 0
+    s = 0.0
+    for ci in range(nc):
+        c = cut[ci]
+        while g < nd and start[g] + nitems[g] <= c:
+            s += gsum[g]
+            g += 1
+        s_c = s
+        r_c = rstart[g] if g < nd else rtot
+        if g < nd and start[g] < c:
+            # a bucket holds its group's in-group positions in increasing order
+            k = _count_le(bk, g * cap, g * cap + nrel[g], c - start[g])
+            s_c += _segment_sum(bk, g * cap, g * cap + k, start[g],
+                                rstart[g] - g * cap, inv)
+            r_c += k
+        s_out[q, ci] = s_c
+        r_out[q, ci] = r_c
+    # PR levels: the m-th relevant item is item m - rstart[d] of its group's bucket
+    if rtot > 0:
+        d = 0
+        for lv in range(levels):
+            m = ((lv + 1) * rtot + levels - 1) // levels
+            while rstart[d] + nrel[d] < m:
+                d += 1
+            pr_rank[q, lv] = start[d] + bk[d * cap + m - rstart[d] - 1]
+
+
 @njit(parallel=True, cache=True)
 def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, single: bool,
                 dc1: np.ndarray, dl1: np.ndarray, nbits: int, cut: np.ndarray, levels: int,
@@ -233,57 +308,37 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
         start = np.zeros(nd, np.int64)
         rstart = np.zeros(nd, np.int64)
         gsum = np.zeros(nd)
-        for q in range(ch * nq // nchunks, (ch + 1) * nq // nchunks):
-            _reset(cnt, lg, fast)
-            if fast:
-                _pass1_fast(qc[q, 0], ql[q, 0], dc1, dl1, True, cnt, bk)
-            else:
+        q0 = ch * nq // nchunks
+        q1 = (ch + 1) * nq // nchunks
+        if fast:
+            # two queries per pass over the database (see _pass1_fast2), the odd one alone
+            bk2 = np.empty(nd * cap if q1 - q0 > 1 else 0, np.uint32)
+            cnt2 = np.zeros(nd, np.uint64)
+            q = q0
+            while q < q1:
+                _reset(cnt, lg, True)
+                if q + 1 < q1:
+                    _reset(cnt2, lg, True)
+                    _pass1_fast2(qc[q, 0], ql[q, 0], qc[q + 1, 0], ql[q + 1, 0], dc1, dl1,
+                                 cnt, cnt2, bk, bk2)
+                    _finish_query(q, cnt, bk, True, cap, cut, levels, inv, nitems, nrel, start,
+                                  rstart, gsum, hist, relhist, s_out, r_out, pr_rank)
+                    _finish_query(q + 1, cnt2, bk2, True, cap, cut, levels, inv, nitems, nrel,
+                                  start, rstart, gsum, hist, relhist, s_out, r_out, pr_rank)
+                    q += 2
+                else:
+                    _pass1_fast(qc[q, 0], ql[q, 0], dc1, dl1, True, cnt, bk)
+                    _finish_query(q, cnt, bk, True, cap, cut, levels, inv, nitems, nrel, start,
+                                  rstart, gsum, hist, relhist, s_out, r_out, pr_rank)
+                    q += 1
+        else:
+            for q in range(q0, q1):
+                _reset(cnt, lg, False)
                 if random:
                     fill_permutation(seed, np.uint64(q_offset + q), perm)
                 _pass1(qc, dc, ql, dl, q, single, perm, True, cnt, bk, lg)
-            a = 0
-            ra = 0
-            for d in range(nd):
-                nitems[d] = np.int64(cnt[d] & _LO)
-                nrel[d] = np.int64(cnt[d] >> _HI) - (d * cap if fast else 0)
-                start[d] = a
-                rstart[d] = ra
-                a += nitems[d]
-                ra += nrel[d]
-                # every relevant item of group d: rank start + p, ordinal rstart + k + 1
-                gsum[d] = _segment_sum(bk, d * cap, d * cap + nrel[d], start[d],
-                                       rstart[d] - d * cap, inv)
-                hist[q, d] = nitems[d]
-                relhist[q, d] = nrel[d]
-            rtot = ra
-            # cut-offs: whole groups before the cut, then the split group's first items
-            g = 0
-            s = 0.0
-            for ci in range(nc):
-                c = cut[ci]
-                while g < nd and start[g] + nitems[g] <= c:
-                    s += gsum[g]
-                    g += 1
-                s_c = s
-                r_c = rstart[g] if g < nd else rtot
-                if g < nd and start[g] < c:
-                    # a bucket holds its group's in-group positions in increasing order
-                    k = _count_le(bk, g * cap, g * cap + nrel[g], c - start[g])
-                    s_c += _segment_sum(bk, g * cap, g * cap + k, start[g],
-                                        rstart[g] - g * cap, inv)
-                    r_c += k
-                s_out[q, ci] = s_c
-                r_out[q, ci] = r_c
-            # PR levels: the m-th relevant item is item m - rstart[d] of its group's bucket
-            if rtot > 0:
-                d = 0
-                for lv in range(levels):
-                    m = ((lv + 1) * rtot + levels - 1) // levels
-                    while rstart[d] + nrel[d] < m:
-                        d += 1
-                    pr_rank[q, lv] = start[d] + bk[d * cap + m - rstart[d] - 1]
-
-
+                _finish_query(q, cnt, bk, False, cap, cut, levels, inv, nitems, nrel, start,
+                              rstart, gsum, hist, relhist, s_out, r_out, pr_rank)
 @njit(parallel=True, cache=True)
 def hist_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, single: bool,
                 dc1: np.ndarray, dl1: np.ndarray, hist: np.ndarray, relhist: np.ndarray) -> None:

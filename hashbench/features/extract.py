@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..datasets.base import HashingDataset
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..storage import atomic_write_json, cache_dir
 from .backbone import FC2_DIM, BackboneSpec, build_alexnet_fc2, check_image, preprocess, resolve_device
 
@@ -34,12 +34,16 @@ class ImageInput:
     weights, same preprocessing) that produced the cached features.
     """
 
-    def __init__(self, dataset: HashingDataset, indices: Sequence[int], spec: BackboneSpec,
-                 cache: str | Path | None = None) -> None:
+    def __init__(self, dataset: HashingDataset, indices: Sequence[int], spec: BackboneSpec, *,
+                 cache: str | Path | None = None, workers: int = 0, pin_memory: bool = False) -> None:
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64)
         self.spec = spec
         self.cache = cache  # the feature cache of the run (None: $HASHBENCH_CACHE or the default)
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+            raise ConfigError(f"workers must be a non-negative integer, got {workers!r}")
+        self.workers = int(workers)  # image-reading processes (torch DataLoader); 0: read here
+        self.pin_memory = pin_memory  # page-locked batches, for non-blocking copies to a GPU
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -53,9 +57,26 @@ class ImageInput:
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> Iterator[tuple[np.ndarray, Any]]:
         """(positions, tensor) mini-batches; shuffled with a seeded generator when asked."""
         order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
-        for s in range(0, len(order), batch_size):
-            pos = order[s : s + batch_size]
-            yield pos, self.tensors(pos)
+        yield from self.loader([order[s : s + batch_size] for s in range(0, len(order), batch_size)])
+
+    def loader(self, position_batches: Sequence[np.ndarray]) -> Iterator[tuple[np.ndarray, Any]]:
+        """(positions, tensor) for each batch of positions, in the order given.
+
+        With ``workers > 0`` the images are read, decoded and preprocessed by that many
+        torch DataLoader worker processes (and pinned when ``pin_memory``), while this
+        process computes; the tensors are the same as :meth:`tensors` gives, bit for bit
+        (each image is preprocessed alone either way).
+        """
+        if self.workers == 0 or len(position_batches) == 0:
+            for pos in position_batches:
+                yield pos, self.tensors(pos)
+            return
+        from torch.utils.data import DataLoader
+
+        batches = [np.asarray(p, dtype=np.int64) for p in position_batches]
+        data = DataLoader(_ItemImages(self), batch_sampler=batches, num_workers=self.workers,
+                          collate_fn=_stack, pin_memory=self.pin_memory)
+        yield from zip(batches, data)
 
     def build_backbone(self):
         return build_alexnet_fc2(self.spec)
@@ -65,7 +86,7 @@ class ImageInput:
         """(n, M, 4096) FC2 features of each region proposal of each image, through the feature cache."""
         from .regions import region_features
 
-        return region_features(self, list(proposals), cache=self.cache, device=device)
+        return region_features(self, list(proposals), cache=self.cache, device=device, workers=self.workers)
 
 
 def crop_region(batch: Any, region: tuple[float, float, float, float]) -> Any:
@@ -78,6 +99,27 @@ def crop_region(batch: Any, region: tuple[float, float, float, float]) -> Any:
     if crop.shape[-2:] == batch.shape[-2:]:
         return batch
     return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+class _ItemImages:
+    """Map-style dataset for torch's DataLoader: position -> preprocessed (3, S, S) tensor."""
+
+    def __init__(self, images: ImageInput) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, pos: int):
+        im = self.images
+        i = int(im.indices[pos])
+        return preprocess([check_image(im.dataset.load_image(i), im.dataset.image_source(i))], im.spec)[0]
+
+
+def _stack(items: list):
+    import torch
+
+    return torch.stack(items)
 
 
 def feature_key(dataset: HashingDataset, indices: np.ndarray, spec: BackboneSpec,
@@ -103,12 +145,17 @@ def extract_features(
     batch_size: int = 64,
     progress: bool = True,
     region: tuple[float, float, float, float] | None = None,
+    workers: int = 0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """FC2 features of ``dataset`` items ``indices`` (in that order), and their provenance.
 
     ``region`` = (x0, y0, x1, y1), fractions of the preprocessed image: the
     features of that crop of every image, resized back to the backbone's input
     size (region proposals; :func:`hashbench.features.regions.region_features`).
+    ``workers``: image-reading processes (a torch DataLoader; 0 reads in this process).
+    On CUDA the batches are pinned and copied without blocking, so reading, copying and
+    the forward pass overlap. No mixed precision: features are cached and feed every
+    method, so they are computed in float32 (the same numbers as without workers).
 
     Returns a float32 (len(indices), 4096) array (memory-mapped from the cache)
     and a dict recorded in every result: the backbone spec, the cache key and
@@ -139,7 +186,8 @@ def extract_features(
     net = build_alexnet_fc2(spec).to(dev).eval()
     tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, FC2_DIM))
-    images = ImageInput(dataset, indices, spec)
+    cuda = str(dev).startswith("cuda")
+    images = ImageInput(dataset, indices, spec, workers=workers, pin_memory=cuda)
     t0 = time.perf_counter()
     bar = progress_bar(indices.size, f"features {dataset.name} ({spec.name})", "img", enabled=progress)
     try:
@@ -147,7 +195,7 @@ def extract_features(
             for pos, batch in images.batches(batch_size):
                 if region is not None:
                     batch = crop_region(batch, region)
-                feats = net(batch.to(dev)).float().cpu().numpy()
+                feats = net(batch.to(dev, non_blocking=cuda)).float().cpu().numpy()
                 if not np.isfinite(feats).all():
                     raise DataError(f"features of {dataset.name} items {pos[0]}..{pos[-1]} contain NaN/inf")
                 out[pos] = feats

@@ -39,7 +39,7 @@ def grid_proposals(grid: int = 2) -> list[tuple[float, float, float, float]]:
 
 def region_features(images: Any, proposals: list[tuple[float, float, float, float]], *,
                     cache: str | Path | None = None, device: str = "auto",
-                    progress: bool = False) -> np.ndarray:
+                    progress: bool = False, workers: int = 0) -> np.ndarray:
     """(n, M, D) float32 backbone features of each proposal of each image of an ``ImageInput``."""
     from .extract import extract_features
 
@@ -47,6 +47,6 @@ def region_features(images: Any, proposals: list[tuple[float, float, float, floa
     for box in proposals:
         region = None if tuple(box) == (0.0, 0.0, 1.0, 1.0) else tuple(box)
         feats, _ = extract_features(images.dataset, images.indices, images.spec, cache=cache, device=device,
-                                    progress=progress, region=region)
+                                    progress=progress, region=region, workers=workers)
         blocks.append(np.asarray(feats, dtype=np.float32))
     return np.stack(blocks, axis=1)
