@@ -1,4 +1,4 @@
-"""The features stage: AlexNet FC2 features of a dataset's items, cached on disk.
+"""The features stage: backbone features of a dataset's items, cached on disk.
 
 Features are computed once per (dataset items, backbone, weights,
 preprocessing) and stored as ``<cache>/features/<key>.npy`` with a JSON sidecar
@@ -20,7 +20,7 @@ import numpy as np
 from ..datasets.base import HashingDataset
 from ..errors import DataError
 from ..storage import atomic_write_json, cache_dir
-from .backbone import FC2_DIM, BackboneSpec, build_alexnet_fc2, check_image, preprocess, resolve_device
+from .backbone import BackboneSpec, build_backbone, check_image, preprocess, resolve_device
 
 CACHE_VERSION = 3  # 2: FC1 folded when conv5 is 1x1 (other float rounding); 3: random weights He-initialised
 
@@ -55,7 +55,7 @@ class ImageInput:
             yield pos, self.tensors(pos)
 
     def build_backbone(self):
-        return build_alexnet_fc2(self.spec)
+        return build_backbone(self.spec)
 
 
 def feature_key(dataset: HashingDataset, indices: np.ndarray, spec: BackboneSpec) -> str:
@@ -78,9 +78,9 @@ def extract_features(
     batch_size: int = 64,
     progress: bool = True,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """FC2 features of ``dataset`` items ``indices`` (in that order), and their provenance.
+    """Backbone features of ``dataset`` items ``indices`` (in that order), and their provenance.
 
-    Returns a float32 (len(indices), 4096) array (memory-mapped from the cache)
+    Returns a float32 (len(indices), spec.dim) array (memory-mapped from the cache)
     and a dict recorded in every result: the backbone spec, the cache key and
     whether the cache was hit.
     """
@@ -93,19 +93,19 @@ def extract_features(
     folder.mkdir(parents=True, exist_ok=True)
     key = feature_key(dataset, indices, spec)
     path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
-    info = {"backbone": spec.to_dict(), "description": spec.describe(), "cache_key": key, "dim": FC2_DIM}
+    info = {"backbone": spec.to_dict(), "description": spec.describe(), "cache_key": key, "dim": spec.dim}
     if path.is_file() and meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
             feats = np.load(path, mmap_mode="r")
-            if feats.shape == (indices.size, FC2_DIM) and meta.get("key") == key:
+            if feats.shape == (indices.size, spec.dim) and meta.get("key") == key:
                 return feats, {**info, "cache_hit": True, "extract_s": meta.get("extract_s")}
         except (ValueError, OSError, json.JSONDecodeError):
             pass  # unreadable cache entry: recompute it below
     dev = resolve_device(device)
-    net = build_alexnet_fc2(spec).to(dev).eval()
+    net = build_backbone(spec).to(dev).eval()
     tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, FC2_DIM))
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, spec.dim))
     images = ImageInput(dataset, indices, spec)
     t0 = time.perf_counter()
     bar = tqdm(total=indices.size, desc=f"features {dataset.name} ({spec.name})", unit="img", disable=not progress)
@@ -128,3 +128,21 @@ def extract_features(
     atomic_write_json(meta_path, {"key": key, **info, "n": int(indices.size), "dataset": dataset.fingerprint(),
                                   "extract_s": elapsed})
     return np.load(path, mmap_mode="r"), {**info, "cache_hit": False, "extract_s": elapsed}
+
+
+def dataset_features(
+    dataset: HashingDataset,
+    indices: Sequence[int],
+    spec: Any,
+    **extract_options: Any,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The features of ``dataset`` items ``indices``: the dataset's own when it brings them, else extracted.
+
+    A dataset read from a feature file (``features-file``) provides its
+    matrix (:meth:`~hashbench.datasets.base.HashingDataset.precomputed_features`);
+    every other dataset's images go through the backbone ``spec`` and the cache.
+    """
+    own = dataset.precomputed_features(np.asarray(indices, dtype=np.int64))
+    if own is not None:
+        return own
+    return extract_features(dataset, indices, spec, **extract_options)
