@@ -181,6 +181,15 @@ def _sibling(path: Path, name: str, what: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ checks
+def _id_text(v: Any) -> str:
+    """An item id as text: bytes decoded (HDF5 strings), integral floats without ".0" (MATLAB doubles)."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8").strip()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
 def _check_labels(arr: np.ndarray, where: str) -> np.ndarray:
     a = np.asarray(arr)
     if a.ndim == 2 and 1 in a.shape:
@@ -389,8 +398,7 @@ class FeatureFileDataset(HashingDataset):
             raw = np.asarray(self._array(reader, "ids", ivar)).reshape(-1)
             if raw.shape[0] != n:
                 raise DataError(f"{self.path}: variable {ivar!r}: {raw.shape[0]} ids for {n} feature rows")
-            self.ids = [str(int(v)) if np.issubdtype(type(v), np.floating) and float(v).is_integer() else str(v)
-                        for v in raw.tolist()]
+            self.ids = [_id_text(v) for v in raw.tolist()]
             if len(set(self.ids)) != n:
                 raise DataError(f"{self.path}: variable {ivar!r}: ids are not unique")
             self.variables["ids"] = ivar
