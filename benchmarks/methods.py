@@ -1,8 +1,10 @@
-"""Fit and encode times of the eight classical methods, at the scale of the paper's experiments.
+"""Fit and encode times of the eight classical methods and of USDH/PLUDH (features mode), at the scale
+of the paper's experiments.
 
     python benchmarks/methods.py                 # 20,000 x 4,096 training set, 100,000-item database
     python benchmarks/methods.py --quick         # 5,000 x 1,024 and 20,000: a smoke run
     python benchmarks/methods.py --methods itq,agh --bits 64
+    python benchmarks/methods.py --methods itq,usdh,pludh --n-train 5000 --n-db 6000   # a main-job cell
 
 The data are random clustered float32 features passed through a ReLU, like
 AlexNet FC2 features. Each method is fitted once on the training set and
@@ -17,6 +19,10 @@ Ratios against references run in this same process:
 * ``pcah``: our fit against scikit-learn's ``PCA(svd_solver="covariance_eigh")``;
 * ``dsh``, ``agh``, ``agh2``: the share of the fit spent in scikit-learn's
   KMeans (the same call, timed alone): the issue expects k-means to dominate.
+* ``usdh``, ``pludh`` (deep, features mode, on the CPU): their fit time as a
+  multiple of ITQ's in the same process (the main job's budget is stated per
+  cell on 5,000 x 4,096 features), the epochs early stopping ran, and for
+  PLUDH the share of the fit spent on its pseudo labels (PCA + k-means).
 """
 
 from __future__ import annotations
@@ -30,9 +36,9 @@ import warnings
 import numpy as np
 
 import hashbench
-from hashbench_methods import agh, dsh, itq, lsh, pcah, sh, sph  # noqa: F401  (register every method)
+from hashbench_methods import agh, dsh, itq, lsh, pcah, pludh, sh, sph, usdh  # noqa: F401  (register every method)
 
-ALL = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2"]
+ALL = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2", "usdh", "pludh"]
 
 
 def make_features(n: int, d: int, n_clusters: int, seed: int) -> np.ndarray:
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         note = ""
         if name == "sph":
             note = f"{h.n_iter_} iterations, converged={h.converged_}"
+        if name in ("usdh", "pludh"):
+            conv = h.fit_info_["convergence"]
+            note = f"{conv['epochs_run']} epochs (best {conv['best_epoch']}), device {h.device_}"
         for w in caught:
             note += f" [warning: {str(w.message)[:60]}...]"
         rows.append((name, t_fit, t_enc, note))
@@ -138,6 +147,18 @@ def main(argv: list[str] | None = None) -> int:
                                             max_iter=iters, random_state=args.seed).fit(train))
             print(f"  {name} fit: {t_fit:.2f} s, of which k-means ({k} groups, {iters} iterations) "
                   f"{t_km:.2f} s = {100 * t_km / t_fit:.0f}%")
+    for name in ("usdh", "pludh"):
+        if name in fitted and "itq" in fitted:
+            _, t_fit = fitted[name]
+            print(f"  {name} fit: {t_fit:.2f} s = x{t_fit / fitted['itq'][1]:.1f} ITQ's fit")
+    if "pludh" in fitted:
+        h, t_fit = fitted["pludh"]
+        n_fit = h.fit_info_["heldout"]["n_fit"]
+        probe = hashbench.create("pludh", bits=args.bits, seed=args.seed)
+        probe.fit_info_ = {}
+        _, t_pl = _timed(lambda: probe._prepare(train[:n_fit]))
+        print(f"  pludh fit: {t_fit:.2f} s, of which pseudo labels (PCA + k-means, {probe.n_clusters_} clusters) "
+              f"{t_pl:.2f} s = {100 * t_pl / t_fit:.0f}%")
     return 0
 
 

@@ -39,7 +39,8 @@ initialisation assume centred inputs of about unit scale, and ReLU features
 are neither.
 
 Optimisation (ours; neither paper's schedule is known): SGD with momentum
-0.9, no weight decay by default, batch 256, ``lr`` 0.05 on the hash layer (and
+0.9, no weight decay by default, batch 64 (USDH) or 256 (PLUDH, whose
+mutual-information term needs per-class batch statistics), ``lr`` 0.05 on the hash layer (and
 the PLUDH classifier), ``backbone_lr`` 1e-4 on the fine-tuned backbone layers
 (the 10x-or-more gap of the usdh.md stand-in and of UDHT). The learning rate
 was chosen by how fast the *held-out training objective* fell on the synthetic

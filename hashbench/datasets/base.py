@@ -148,6 +148,8 @@ class HashingDataset:
     default_crop: ClassVar[int] = 224
     #: backbone weights used unless the user says otherwise: "imagenet" or "random"
     default_weights: ClassVar[str] = "imagenet"
+    #: the backbone (hashbench.features.networks) used unless the user says otherwise (``--backbone``)
+    default_backbone: ClassVar[str] = "alexnet-fc2"
     #: options (keys of ``config``) that name a variant of the dataset in its results
     #: folder when they differ from the constructor's default (see :meth:`results_key`)
     variant_options: ClassVar[tuple[str, ...]] = ("protocol",)

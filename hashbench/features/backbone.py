@@ -112,7 +112,7 @@ def backbone_for(dataset: Any, name: str | None = None, weights: str | None = No
             raise ConfigError(f"dataset {dataset.name!r} brings its own features: --backbone and --weights do not apply")
         return dataset.feature_spec()
     return BackboneSpec(
-        name=name or getattr(dataset, "default_backbone", DEFAULT_BACKBONE),
+        name=name or dataset.default_backbone,
         weights=weights or dataset.default_weights,
         seed=seed,
         resize=dataset.default_resize,
