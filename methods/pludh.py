@@ -48,7 +48,8 @@ _DOC = """
     is unknown). Held-out items get the label of their nearest centroid.
 
     Number of clusters C (``n_clusters``). *Ours*: ``"auto"`` = n/50 clamped
-    to [2, 100] (100 on 5,000 training items), chosen without labels: more
+    to [2, 100] over the items the fit uses (90 on the synthetic
+    set: 4,500 of its 5,000 training items, the rest held out), chosen without labels: more
     clusters than any benchmark's classes, so that a cluster is finer than a
     class rather than a merge of several (setting C to the true class count
     would quietly use label knowledge, as pludh.md warns). An integer fixes it;
