@@ -1,9 +1,10 @@
-"""Fit and encode times of the eight classical methods and the three deep baselines on features, at the
-scale of the paper's experiments.
+"""Fit and encode times of the eight classical methods, the three deep baselines and USDH/PLUDH on
+features, at the scale of the paper's experiments.
 
     python benchmarks/methods.py                 # 20,000 x 4,096 training set, 100,000-item database
     python benchmarks/methods.py --quick         # 5,000 x 1,024 and 20,000: a smoke run
     python benchmarks/methods.py --methods itq,agh --bits 64
+    python benchmarks/methods.py --methods itq,usdh,pludh --n-train 5000 --n-db 6000   # a main-job cell
 
 The data are random clustered float32 features passed through a ReLU, like
 AlexNet FC2 features. Each method is fitted once on the training set and
@@ -18,12 +19,14 @@ Ratios against references run in this same process:
 * ``pcah``: our fit against scikit-learn's ``PCA(svd_solver="covariance_eigh")``;
 * ``dsh``, ``agh``, ``agh2``: the share of the fit spent in scikit-learn's
   KMeans (the same call, timed alone): the issue expects k-means to dominate;
-* ``dh``, ``uh-bdnn``, ``deepbit`` (the deep baselines, default schedules,
-  early-stopped: the epochs run are printed): their fit against ITQ's fit
-  on the same data, the classical method they are compared with in the
-  paper's tables. ``--embedded`` times every method on the embedded default
-  instead (5,000 x 4,096 cached FC2 features of ``synthetic``, encoding its
-  6,000 query and database items): the cost of one cell of the main job.
+* ``dh``, ``uh-bdnn``, ``deepbit``, ``usdh``, ``pludh`` (deep, features mode,
+  default schedules, early-stopped: the epochs run are printed): their fit
+  against ITQ's fit on the same data, the classical method they are compared
+  with in the papers' tables; for PLUDH also the share of the fit spent on its
+  pseudo labels (PCA + k-means). ``--embedded`` times every method on the
+  embedded default instead (5,000 x 4,096 cached FC2 features of
+  ``synthetic``, encoding its 6,000 query and database items): the cost of one
+  cell of the main job.
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see b
 import numpy as np  # noqa: E402
 
 import hashbench  # noqa: E402
-from hashbench_methods import agh, deepbit, dh, dsh, itq, lsh, pcah, sh, sph, uh_bdnn  # noqa: F401  (register them)
+from hashbench_methods import (  # noqa: F401,E402  (register them)
+    agh, deepbit, dh, dsh, itq, lsh, pcah, pludh, sh, sph, uh_bdnn, usdh,
+)
 
 CLASSICAL = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2"]
-DEEP = ["dh", "uh-bdnn", "deepbit"]
+DEEP = ["dh", "uh-bdnn", "deepbit", "usdh", "pludh"]
 ALL = CLASSICAL + DEEP
 
 
@@ -169,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
                                             max_iter=iters, random_state=args.seed).fit(train))
             print(f"  {name} fit: {t_fit:.2f} s, of which k-means ({k} groups, {iters} iterations) "
                   f"{t_km:.2f} s = {100 * t_km / t_fit:.0f}%")
+    for name in ("usdh", "pludh"):
+        if name in fitted and "itq" in fitted:
+            _, t_fit = fitted[name]
+            print(f"  {name} fit: {t_fit:.2f} s = x{t_fit / fitted['itq'][1]:.1f} ITQ's fit")
+    if "pludh" in fitted:
+        h, t_fit = fitted["pludh"]
+        n_fit = h.fit_info_["heldout"]["n_fit"]
+        probe = hashbench.create("pludh", bits=args.bits, seed=args.seed)
+        probe.fit_info_ = {}
+        _, t_pl = _timed(lambda: probe._prepare(train[:n_fit]))
+        print(f"  pludh fit: {t_fit:.2f} s, of which pseudo labels (PCA + k-means, {probe.n_clusters_} clusters) "
+              f"{t_pl:.2f} s = {100 * t_pl / t_fit:.0f}%")
     return 0
 
 

@@ -78,6 +78,8 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
                    help="skip (and report) images that do not decode instead of stopping")
     p.add_argument("--weights", help="backbone weights: imagenet, random, or a .pth file "
                    "(default: the dataset's; synthetic uses a seeded random AlexNet)")
+    p.add_argument("--backbone", help="feature network: alexnet-fc2 (default), vgg16-fc7, vgg19-fc7, resnet50-pool "
+                   "(short: alexnet, vgg16, vgg19, resnet50); see `list backbones`")
     p.add_argument("--cache-dir", type=Path, help="feature and word-vector cache (default: $HASHBENCH_CACHE "
                    "or ~/.cache/hashbench)")
     p.add_argument("--device", help="auto (GPU when present, the default), cpu or cuda")
@@ -179,6 +181,7 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("dataset", "split_seed"): args.split_seed,
         ("dataset", "split"): args.split_file,
         ("features", "weights"): args.weights,
+        ("features", "backbone"): args.backbone,
         ("features", "cache"): args.cache_dir,
         ("features", "device"): args.device,
         ("run", "methods"): args.methods,
@@ -243,7 +246,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .datasets import available_datasets
-    from .features import BACKBONES
+    from .features import ALIASES, BACKBONES
     from .registry import available_methods, get_method
 
     if args.what in (None, "methods"):
@@ -253,15 +256,18 @@ def cmd_list(args: argparse.Namespace) -> int:
             kind = ("deep" if cls.deep else "non-deep") + (", supervised: not in all" if cls.is_supervised() else "")
             needs = "+".join(sorted(cls.requires))
             default = "" if cls.in_default_run else f"; not in 'all': {cls.not_in_default_run_because}"
-            print(f"  {name:<15} {cls.summary} [{kind}; needs {needs}{default}] -- {cls.paper}")
+            pref = getattr(cls, "preferred_backbone", None)
+            pref = f"; paper's backbone {pref}" if pref else ""
+            print(f"  {name:<15} {cls.summary} [{kind}; needs {needs}{pref}{default}] -- {cls.paper}")
     if args.what in (None, "datasets"):
         print("datasets:")
         for name, summary in available_datasets().items():
             print(f"  {name:<15} {summary}")
     if args.what in (None, "backbones"):
         print("backbones:")
-        for name, summary in BACKBONES.items():
-            print(f"  {name:<15} {summary}")
+        short = {full: alias for alias, full in ALIASES.items()}
+        for name, bb in BACKBONES.items():
+            print(f"  {name:<15} {bb.summary} [--backbone {short.get(name, name)}]")
     return 0
 
 
@@ -272,6 +278,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
     # weights only: prepare builds the spec from the dataset's own preprocessing
     backbone = None if args.no_features else (args.weights or "default")
+    if args.backbone and not args.no_features:  # another network: the full spec, the dataset's preprocessing
+        backbone = {"name": args.backbone, "weights": args.weights}
     report = prepare_dataset(
         args.dataset,
         args.root,

@@ -26,7 +26,7 @@ from .datasets import HashingDataset, Split, get_dataset, relevant_pair_fraction
 from .codes import encode_packed
 from .errors import ConfigError, DataError, ResultsError
 from .execution import make_executor, select_shard
-from .features import BackboneSpec, ImageInput, extract_features
+from .features import ImageInput, backbone_for, dataset_features, results_suffix
 from .hasher import Hasher
 from .provenance import now, provenance
 from .registry import available_methods, get_method, resolve_method, split_variant
@@ -51,6 +51,7 @@ class RunConfig:
     results: Path = Path("results")
     cache: Path | None = None
     weights: str | None = None  # None: the dataset's default ("imagenet", or "random" for synthetic)
+    backbone: str | None = None  # None: the dataset's default (AlexNet FC2); see hashbench.features.networks
     backbone_seed: int = 0
     device: str = "auto"
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -95,9 +96,11 @@ def resolve_methods(names: list[str], dataset: HashingDataset) -> list[str]:
     """Expand ``all`` and check each method can run on ``dataset``.
 
     ``all`` leaves out methods whose inputs the dataset lacks (tag-using methods
-    on an image-only dataset), with a notice; naming such a method explicitly is
-    an error. It also leaves out methods with ``in_default_run = False`` (too
-    slow for the default run's CPU budget); those run when named.
+    on an image-only dataset, image-using ones on a features-file dataset), with
+    a notice; naming such a method explicitly is an error. It also leaves out
+    supervised references (``"labels"`` in ``requires``; ask for ``supervised``)
+    and methods with ``in_default_run = False`` (end-to-end modes too slow for
+    the main job's CPU budget); those run when named.
     """
     known = available_methods()
     out: list[str] = []
@@ -115,12 +118,20 @@ def resolve_methods(names: list[str], dataset: HashingDataset) -> list[str]:
                 if "tags" in get_method(m).requires and not dataset.has_tags:
                     log.warning("skipping %s: it learns from tags and dataset %s has none", m, dataset.name)
                     continue
+                if "images" in get_method(m).requires and not dataset.has_images:
+                    log.warning("skipping %s: it learns from images and dataset %s has none", m, dataset.name)
+                    continue
                 out.append(m)
             continue
         cls, _ = resolve_method(name)  # unknown names or configurations: ConfigError listing the known ones
         if "tags" in cls.requires and not dataset.has_tags:
             raise ConfigError(
                 f"method {name!r} learns from tags, but dataset {dataset.name!r} has no tags (image-only)"
+            )
+        if "images" in cls.requires and not dataset.has_images:
+            raise ConfigError(
+                f"method {name!r} learns from images, but dataset {dataset.name!r} has none "
+                "(precomputed features only): run it on an image dataset, or use its features mode"
             )
         out.append(name)
     seen: set[str] = set()
@@ -159,14 +170,9 @@ class Runner:
             if m not in self.methods:
                 raise ConfigError(f"parameters given for {m!r}, which is not in this run ({', '.join(self.methods)})")
         self.split = self._load_split()
-        weights = config.weights or self.dataset.default_weights
-        self.backbone = BackboneSpec(
-            weights=weights,
-            seed=config.backbone_seed,
-            resize=self.dataset.default_resize,
-            crop=self.dataset.default_crop,
-        )
-        self.dataset_key = self.dataset.results_key()
+        # the backbone (or, for a features-file dataset, the file) the features come from
+        self.backbone = backbone_for(self.dataset, config.backbone, config.weights, config.backbone_seed)
+        self.dataset_key = self.dataset.results_key() + results_suffix(self.backbone)
         self.root = Path(config.results)
         self._features: dict[str, np.ndarray] | None = None
         self._features_info: dict[str, Any] | None = None
@@ -219,10 +225,10 @@ class Runner:
         }
 
     def features(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """FC2 features of each role (extracted once, then read from the cache)."""
+        """Backbone features of each role (extracted once, then read from the cache), or the dataset's own."""
         if self._features is None:
             rows = self._role_rows()
-            feats, info = extract_features(
+            feats, info = dataset_features(
                 self.dataset,
                 rows["union"],
                 self.backbone,
@@ -293,6 +299,11 @@ class Runner:
             f"{self.split.sizes()}, chance level {chance:.4f}"
         )
         self.echo(f"backbone: {self.backbone.describe()}")
+        for method in self.methods:  # a method whose paper used another backbone says so (it runs on this one)
+            preferred = getattr(resolve_method(method)[0], "preferred_backbone", None)
+            if preferred and preferred != self.backbone.name:
+                self.echo(f"  note: {method}'s paper uses {preferred}; this run uses {self.backbone.name} for every "
+                          f"method (--backbone {preferred} for the paper's)")
         job = _CellJob(self, split_key, chance)
         if not executor.in_process:
             if _needs_features(self):

@@ -32,6 +32,7 @@ def test_main_job_runs_every_method_and_writes_the_report(tmp_path, capsys):
     expected = {m for m in hashbench.available_methods()
                 if hashbench.get_method(m).in_default_run and not hashbench.get_method(m).is_supervised()}
     assert "deepbit-e2e" not in expected and {"dh", "uh-bdnn", "deepbit"} <= expected
+    assert {"usdh", "pludh"} <= expected and not {"usdh-e2e", "pludh-e2e"} & expected
     assert set(frame.method) == expected
     assert len(frame) == 2 * len(expected)
     assert frame["mAP@all"].between(0, 1).all()

@@ -14,6 +14,7 @@ from .base import (
 )
 from . import synthetic  # noqa: F401  (registers "synthetic")
 from . import cifar10, manifest, mirflickr, nuswide  # noqa: F401,E402  (register the real datasets)
+from . import feature_file  # noqa: F401,E402  (registers "features-file")
 
 __all__ = [
     "HashingDataset",

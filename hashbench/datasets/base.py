@@ -148,9 +148,14 @@ class HashingDataset:
     default_crop: ClassVar[int] = 224
     #: backbone weights used unless the user says otherwise: "imagenet" or "random"
     default_weights: ClassVar[str] = "imagenet"
+    #: the backbone (hashbench.features.networks) used unless the user says otherwise (``--backbone``)
+    default_backbone: ClassVar[str] = "alexnet-fc2"
     #: options (keys of ``config``) that name a variant of the dataset in its results
     #: folder when they differ from the constructor's default (see :meth:`results_key`)
     variant_options: ClassVar[tuple[str, ...]] = ("protocol",)
+    #: False for a dataset that brings its own feature matrix instead of images
+    #: (``features-file``): methods that need images are refused on it
+    has_images: ClassVar[bool] = True
 
     ids: list[str]
     labels: np.ndarray
@@ -176,6 +181,13 @@ class HashingDataset:
         Raises :class:`DataError` naming the file when it is missing or does not decode.
         """
         raise NotImplementedError
+
+    def precomputed_features(self, indices: np.ndarray) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The dataset's own feature rows ``indices`` and their provenance, or None.
+
+        None (the default): features come from a backbone over the images.
+        """
+        return None
 
     def image_source(self, index: int) -> str:
         """Where item ``index``'s image comes from (a path), for error messages."""

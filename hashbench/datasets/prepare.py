@@ -134,13 +134,14 @@ def prepare_dataset(
     skipped = dict(getattr(dataset, "skipped", {}) or {})
     report["skipped"] = skipped
     if backbone is not None:
-        from ..features import BackboneSpec, extract_features
+        from ..features import backbone_for, dataset_features
 
         union = np.unique(np.concatenate([split.query, split.database, split.train]))
         if isinstance(backbone, str):  # weights only ("default": the dataset's); its own preprocessing
-            weights = dataset.default_weights if backbone == "default" else backbone
-            backbone = BackboneSpec(weights=weights, resize=dataset.default_resize, crop=dataset.default_crop)
-        feats, info = extract_features(dataset, union, backbone, cache=cache, device=device)
+            backbone = backbone_for(dataset, None, None if backbone == "default" else backbone)
+        elif isinstance(backbone, dict):  # {"name": ..., "weights": ...}: another network, the dataset's preprocessing
+            backbone = backbone_for(dataset, backbone.get("name"), backbone.get("weights"))
+        feats, info = dataset_features(dataset, union, backbone, cache=cache, device=device)
         report["features"] = {
             "items": int(feats.shape[0]),
             "dim": int(feats.shape[1]),

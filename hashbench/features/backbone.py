@@ -1,4 +1,7 @@
-"""The AlexNet backbone up to FC2, its weights and its image preprocessing.
+"""The backbone spec (network, weights, preprocessing), weights loading and image preprocessing.
+
+The networks themselves are the registry of :mod:`hashbench.features.networks`;
+what follows was written for AlexNet, the default, and holds for every backbone.
 
 The paper feeds every classical method the 4,096-d output of AlexNet's second
 fully connected layer (FC2, after its ReLU) and fine-tunes the same network in
@@ -25,7 +28,9 @@ Weights (``BackboneSpec.weights``):
   ~2.4x per layer while the biases do not: its FC2 outputs are ~100x below
   unit scale and dominated by a common offset, and fine-tuning them at the
   paper's backbone learning rate moved them by many times their size in
-  one epoch.
+  one epoch. VGG-16/19 and ResNet-50 get the same He initialisation of every
+  convolution and linear layer (ResNet's batch norms keep torchvision's
+  identity start: weight 1, bias 0, running mean 0, variance 1).
 """
 
 from __future__ import annotations
@@ -40,32 +45,44 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, WeightsError
 from ..storage import file_digest
+from .networks import BACKBONES, DEFAULT_BACKBONE, BackboneDef, canonical_backbone, get_backbone
 
-FC2_DIM = 4096
+FC2_DIM = 4096  # AlexNet FC2's (and VGG fc7's) width; other backbones: BACKBONES[name].dim
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: recorded with random weights: which random network they are
 RANDOM_INIT = "he-normal-fan-in, zero biases"
-BACKBONES = {"alexnet-fc2": "AlexNet (Krizhevsky et al., NIPS 2012) up to FC2 after ReLU: 4,096-d"}
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """Which network, which weights and which preprocessing produce the features."""
+    """Which network, which weights and which preprocessing produce the features.
 
-    name: str = "alexnet-fc2"
+    ``name`` is a registry name of :mod:`hashbench.features.networks`
+    (short names such as ``vgg19`` are accepted and stored in full).
+    """
+
+    name: str = DEFAULT_BACKBONE
     weights: str = "imagenet"
     seed: int = 0  # only used by weights="random"
     resize: int = 256  # shorter side is resized to this ...
     crop: int = 224  # ... then centre-cropped to crop x crop
 
     def __post_init__(self) -> None:
-        if self.name not in BACKBONES:
-            raise ConfigError(f"unknown backbone {self.name!r}; known: {', '.join(BACKBONES)}")
-        if self.crop < 63:
-            raise ConfigError(f"backbone: crop must be at least 63 pixels for AlexNet, got {self.crop}")
+        object.__setattr__(self, "name", canonical_backbone(self.name))
+        d = self.definition
+        if self.crop < d.min_crop:
+            raise ConfigError(f"backbone {self.name}: crop must be at least {d.min_crop} pixels, got {self.crop}")
         if self.resize < self.crop:
             raise ConfigError(f"backbone: resize ({self.resize}) must be >= crop ({self.crop})")
+
+    @property
+    def definition(self) -> BackboneDef:
+        return BACKBONES[self.name]
+
+    @property
+    def dim(self) -> int:
+        return self.definition.dim
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -82,7 +99,33 @@ class BackboneSpec:
             w = "ImageNet (torchvision IMAGENET1K_V1)"
         else:
             w = f"weights from {self.weights}"
-        return f"AlexNet FC2 (4096-d), {w}; resize {self.resize}, centre crop {self.crop}"
+        d = self.definition
+        return f"{d.display} ({d.dim}-d), {w}; resize {self.resize}, centre crop {self.crop}"
+
+
+def backbone_for(dataset: Any, name: str | None = None, weights: str | None = None, seed: int = 0) -> Any:
+    """The features' spec for a run on ``dataset``: its backbone (the dataset's default network,
+    weights and preprocessing unless ``name``/``weights`` say otherwise), or, for a dataset that
+    brings its own feature matrix, that file's description (a backbone or weights are then refused)."""
+    if not getattr(dataset, "has_images", True):
+        if name is not None or weights is not None:
+            raise ConfigError(f"dataset {dataset.name!r} brings its own features: --backbone and --weights do not apply")
+        return dataset.feature_spec()
+    return BackboneSpec(
+        name=name or dataset.default_backbone,
+        weights=weights or dataset.default_weights,
+        seed=seed,
+        resize=dataset.default_resize,
+        crop=dataset.default_crop,
+    )
+
+
+def results_suffix(spec: Any) -> str:
+    """What a run's backbone adds to its results folder name: nothing for the default
+    (AlexNet FC2, as before) or precomputed features, ``-vgg19-fc7`` and so on otherwise, so that
+    two backbones' results sit side by side instead of refusing to overwrite each other."""
+    name = getattr(spec, "name", DEFAULT_BACKBONE)
+    return f"-{name}" if name in BACKBONES and name != DEFAULT_BACKBONE else ""
 
 
 def _file_sha256(path: Path) -> str:
@@ -91,37 +134,35 @@ def _file_sha256(path: Path) -> str:
     return file_digest(path)[:16]
 
 
-def imagenet_weights_path() -> Path:
-    """Where torchvision keeps (or would download) AlexNet's ImageNet weights."""
+def imagenet_weights_path(name: str = DEFAULT_BACKBONE) -> Path:
+    """Where torchvision keeps (or would download) this backbone's ImageNet weights."""
     import torch
-    from torchvision.models import AlexNet_Weights
 
-    filename = AlexNet_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    filename = get_backbone(name).weights().url.rsplit("/", 1)[-1]
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
 def load_state_dict(spec: BackboneSpec) -> dict[str, Any] | None:
-    """The AlexNet state dict for ``spec`` (None for random weights)."""
+    """The torchvision state dict for ``spec`` (None for random weights)."""
     import torch
 
     if spec.weights == "random":
         return None
+    d = spec.definition
     if spec.weights == "imagenet":
-        path = imagenet_weights_path()
+        path = imagenet_weights_path(spec.name)
         if not path.is_file():
-            from torchvision.models import AlexNet_Weights
-
+            entry = d.weights()
             old = socket.getdefaulttimeout()
             socket.setdefaulttimeout(30)
             try:
                 # torchvision's own download path: fetches into the hub cache.
-                return AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
+                return entry.get_state_dict(progress=True, check_hash=True)
             except Exception as exc:
                 raise WeightsError(
-                    f"AlexNet ImageNet weights are not in the torch hub cache ({path}) and could not be "
-                    f"downloaded ({type(exc).__name__}: {exc}). Download "
-                    f"{AlexNet_Weights.IMAGENET1K_V1.url} on a machine with internet and either copy it "
-                    f"to {path} or pass --weights /path/to/alexnet-owt-7be5be79.pth"
+                    f"{d.display} ImageNet weights are not in the torch hub cache ({path}) and could not be "
+                    f"downloaded ({type(exc).__name__}: {exc}). Download {entry.url} on a machine with "
+                    f"internet and either copy it to {path} or pass --weights /path/to/{path.name}"
                 ) from exc
             finally:
                 socket.setdefaulttimeout(old)
@@ -133,88 +174,65 @@ def load_state_dict(spec: BackboneSpec) -> dict[str, Any] | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsError(f"backbone weights file {path}: cannot be read ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict) or "classifier.4.weight" not in state:
-        raise WeightsError(f"backbone weights file {path}: not an AlexNet state dict (no classifier.4.weight)")
-    check_state_dict(state, path)
+    if not isinstance(state, dict) or d.check_key not in state:
+        raise WeightsError(f"backbone weights file {path}: not a {d.display} state dict (no {d.check_key})")
+    check_state_dict(state, path, d)
     return state
 
 
-def check_state_dict(state: dict[str, Any], source: str | Path) -> None:
-    """A :class:`WeightsError` naming ``source`` unless ``state`` has AlexNet's tensors, of AlexNet's shapes.
+def check_state_dict(state: dict[str, Any], source: str | Path, d: BackboneDef) -> None:
+    """A :class:`WeightsError` naming ``source`` unless ``state`` has the network's tensors, of its shapes.
 
     Checked before ``load_state_dict``, whose own message (a raw RuntimeError
     listing every size mismatch) names neither the file nor what to do.
     """
     import torch
-    from torchvision.models import alexnet
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation
-        expected = {k: tuple(v.shape) for k, v in alexnet(weights=None).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in d.build_untrained().state_dict().items()}
     missing = [k for k in expected if k not in state]
     if missing:
-        raise WeightsError(f"backbone weights file {source}: not AlexNet's weights: tensor {missing[0]!r} is missing"
-                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise WeightsError(f"backbone weights file {source}: not {d.display}'s weights: tensor {missing[0]!r} is "
+                           "missing" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     for name, shape in expected.items():
         found = tuple(getattr(state[name], "shape", ()))
         if found != shape:
             raise WeightsError(
-                f"backbone weights file {source}: tensor {name!r} has shape {list(found)}, AlexNet expects "
-                f"{list(shape)}; the file is for another network or another variant of AlexNet"
+                f"backbone weights file {source}: tensor {name!r} has shape {list(found)}, {d.display} expects "
+                f"{list(shape)}; the file is for another network or another variant of {d.display}"
             )
     unexpected = [k for k in state if k not in expected]
     if unexpected:
-        raise WeightsError(f"backbone weights file {source}: not AlexNet's weights: unexpected tensor "
+        raise WeightsError(f"backbone weights file {source}: not {d.display}'s weights: unexpected tensor "
                            f"{unexpected[0]!r}" + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
 
 
-def build_alexnet_fc2(spec: BackboneSpec):
-    """torchvision AlexNet truncated after FC2's ReLU, weights per ``spec``."""
+def build_backbone(spec: BackboneSpec):
+    """The torchvision network of ``spec``, truncated at its feature layer, weights per ``spec``.
+
+    The module has ``out_dim`` and ``top_parameters()`` (the fully connected
+    layers, or ResNet's last stage: what end-to-end methods fine-tune when
+    the convolutional trunk is frozen).
+    """
     import torch
-    from torch import nn
-    from torchvision.models import alexnet
 
-    class AlexNetFC2(nn.Module):
-        """conv1-5, pool, then Dropout-FC1-ReLU-Dropout-FC2-ReLU: the paper's FC2 output."""
-
-        out_dim = FC2_DIM
-
-        def __init__(self, net: nn.Module) -> None:
-            super().__init__()
-            self.features = net.features
-            self.avgpool = net.avgpool
-            self.classifier = nn.Sequential(*list(net.classifier.children())[:6])
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = self.features(x)
-            if x.shape[-2:] == (1, 1) and not (self.training and self.classifier[0].p > 0):
-                return self._forward_1x1(x)
-            return self.classifier(torch.flatten(self.avgpool(x), 1))
-
-        def _forward_1x1(self, x: torch.Tensor) -> torch.Tensor:
-            """The same function when conv5's map is 1x1 (inputs of 63-94 px, e.g. the synthetic set).
-
-            The adaptive pool then copies each channel's value into all 36 cells
-            of its 6x6 grid, so FC1 of the copies is FC1 with its 36 weight
-            columns per channel summed: 36x fewer multiply-adds in FC1, about
-            40% of the network's cost at 64 px. The sum is taken on the fly, so
-            autograd gives every column the gradient it would get unfolded.
-            Not used while FC1's input dropout is active (it would drop the
-            36 copies independently).
-            """
-            fc1 = self.classifier[1]
-            w = fc1.weight.view(fc1.out_features, x.shape[1], -1).sum(dim=-1)
-            h = nn.functional.linear(torch.flatten(x, 1), w, fc1.bias)
-            return self.classifier[2:](h)
-
+    d = spec.definition
     state = load_state_dict(spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
-        net = alexnet(weights=None)
+        net = d.build_untrained()
         if state is None:
             _he_init(net)
         else:
             net.load_state_dict(state)
-    return AlexNetFC2(net)
+    return d.wrap(net)
+
+
+def build_alexnet_fc2(spec: BackboneSpec):
+    """torchvision AlexNet truncated after FC2's ReLU, weights per ``spec`` (kept for existing callers)."""
+    if spec.name != "alexnet-fc2":
+        raise ConfigError(f"build_alexnet_fc2 called with backbone {spec.name}; use build_backbone")
+    return build_backbone(spec)
 
 
 def _he_init(net: Any) -> None:
@@ -224,7 +242,8 @@ def _he_init(net: Any) -> None:
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:  # ResNet's convolutions have none
+                nn.init.zeros_(m.bias)
 
 
 def preprocess(images: np.ndarray | list[np.ndarray], spec: BackboneSpec):

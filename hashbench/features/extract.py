@@ -1,4 +1,4 @@
-"""The features stage: AlexNet FC2 features of a dataset's items, cached on disk.
+"""The features stage: backbone features of a dataset's items, cached on disk.
 
 Features are computed once per (dataset items, backbone, weights,
 preprocessing) and stored as ``<cache>/features/<key>.npy`` with a JSON sidecar
@@ -21,7 +21,7 @@ import numpy as np
 from ..datasets.base import HashingDataset
 from ..errors import ConfigError, DataError
 from ..storage import atomic_write_json, cache_dir
-from .backbone import FC2_DIM, BackboneSpec, build_alexnet_fc2, check_image, preprocess, resolve_device
+from .backbone import BackboneSpec, build_backbone, check_image, preprocess, resolve_device
 
 CACHE_VERSION = 3  # 2: FC1 folded when conv5 is 1x1 (other float rounding); 3: random weights He-initialised
 
@@ -79,11 +79,11 @@ class ImageInput:
         yield from zip(batches, data)
 
     def build_backbone(self):
-        return build_alexnet_fc2(self.spec)
+        return build_backbone(self.spec)
 
     def region_features(self, proposals: Sequence[tuple[float, float, float, float]], *,
                         device: str = "auto") -> np.ndarray:
-        """(n, M, 4096) FC2 features of each region proposal of each image, through the feature cache."""
+        """(n, M, D) backbone features of each region proposal of each image, through the feature cache."""
         from .regions import region_features
 
         return region_features(self, list(proposals), cache=self.cache, device=device, workers=self.workers)
@@ -147,7 +147,7 @@ def extract_features(
     region: tuple[float, float, float, float] | None = None,
     workers: int = 0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """FC2 features of ``dataset`` items ``indices`` (in that order), and their provenance.
+    """Backbone features of ``dataset`` items ``indices`` (in that order), and their provenance.
 
     ``region`` = (x0, y0, x1, y1), fractions of the preprocessed image: the
     features of that crop of every image, resized back to the backbone's input
@@ -157,7 +157,7 @@ def extract_features(
     the forward pass overlap. No mixed precision: features are cached and feed every
     method, so they are computed in float32 (the same numbers as without workers).
 
-    Returns a float32 (len(indices), 4096) array (memory-mapped from the cache)
+    Returns a float32 (len(indices), spec.dim) array (memory-mapped from the cache)
     and a dict recorded in every result: the backbone spec, the cache key and
     whether the cache was hit.
     """
@@ -171,21 +171,21 @@ def extract_features(
     folder.mkdir(parents=True, exist_ok=True)
     key = feature_key(dataset, indices, spec, region)
     path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
-    info = {"backbone": spec.to_dict(), "description": spec.describe(), "cache_key": key, "dim": FC2_DIM}
+    info = {"backbone": spec.to_dict(), "description": spec.describe(), "cache_key": key, "dim": spec.dim}
     if region is not None:
         info["region"] = [float(v) for v in region]
     if path.is_file() and meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
             feats = np.load(path, mmap_mode="r")
-            if feats.shape == (indices.size, FC2_DIM) and meta.get("key") == key:
+            if feats.shape == (indices.size, spec.dim) and meta.get("key") == key:
                 return feats, {**info, "cache_hit": True, "extract_s": meta.get("extract_s")}
         except (ValueError, OSError, json.JSONDecodeError):
             pass  # unreadable cache entry: recompute it below
     dev = resolve_device(device)
-    net = build_alexnet_fc2(spec).to(dev).eval()
+    net = build_backbone(spec).to(dev).eval()
     tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, FC2_DIM))
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, spec.dim))
     cuda = str(dev).startswith("cuda")
     images = ImageInput(dataset, indices, spec, workers=workers, pin_memory=cuda)
     t0 = time.perf_counter()
@@ -211,3 +211,21 @@ def extract_features(
     atomic_write_json(meta_path, {"key": key, **info, "n": int(indices.size), "dataset": dataset.fingerprint(),
                                   "extract_s": elapsed, "cache_version": CACHE_VERSION})
     return np.load(path, mmap_mode="r"), {**info, "cache_hit": False, "extract_s": elapsed}
+
+
+def dataset_features(
+    dataset: HashingDataset,
+    indices: Sequence[int],
+    spec: Any,
+    **extract_options: Any,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The features of ``dataset`` items ``indices``: the dataset's own when it brings them, else extracted.
+
+    A dataset read from a feature file (``features-file``) provides its
+    matrix (:meth:`~hashbench.datasets.base.HashingDataset.precomputed_features`);
+    every other dataset's images go through the backbone ``spec`` and the cache.
+    """
+    own = dataset.precomputed_features(np.asarray(indices, dtype=np.int64))
+    if own is not None:
+        return own
+    return extract_features(dataset, indices, spec, **extract_options)
