@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-CLUTTER_MAX = 4  # unrelated shapes per picture: 0 .. CLUTTER_MAX - 1
-CLUTTER_SIZE = 0.08  # their largest half-extent (image units)
-EXPOSURE = (0.8, 1.15)  # global gain range
-COLOUR_CAST = 0.1  # per-channel gain in 1 +- COLOUR_CAST (white balance)
-OFFSET_SD = 10.0  # global brightness offset
-NOISE_SD = (2.0, 8.0)  # per-pixel sensor noise, its standard deviation uniform in this range
-TEXTURE = 0.0  # depth of a random multiplicative texture over the whole picture (grain, foliage, fabric)
-TEXTURE_CELLS = (6, 16)  # its grid size range
+# Nuisance knobs, calibrated against real MIRFLICKR's image figures (generator version 2;
+# version 1's values in brackets): see the package docstring, "Calibration".
+CLUTTER_MAX = 12  # unrelated shapes per picture: 0 .. CLUTTER_MAX - 1 (4)
+CLUTTER_SIZE = 0.17  # their largest half-extent beyond 0.02, in image units (0.08)
+EXPOSURE = (0.92, 1.05)  # global gain range ((0.8, 1.15))
+COLOUR_CAST = 0.04  # per-channel gain in 1 +- COLOUR_CAST, white balance (0.1)
+OFFSET_SD = 4.0  # global brightness offset (10)
+NOISE_SD = (10.0, 30.0)  # per-pixel sensor noise, its standard deviation uniform in this range ((2, 8))
 
 class _Canvas:
     """A float RGB image with soft-edged (antialiased) shape masks on [0, 1]^2 coordinates."""
@@ -339,9 +339,7 @@ def render_scene(present: set[str], scene: str, size: int, rng: np.random.Genera
         m = cv.ellipse(x, y, a, b) if r() < 0.5 else cv.rect(x, y, 2 * a, 2 * b, r() * 3)
         cv.paint(m, _pick(rng, CLUTTER, 30))
 
-    # ---- texture, photometric jitter, mirror, sensor noise
-    if TEXTURE > 0:
-        cv.img *= (1.0 + TEXTURE * (cv.smooth_noise(int(rng.integers(*TEXTURE_CELLS))) - 0.5))[..., None]
+    # ---- photometric jitter, mirror, sensor noise
     img = cv.img * rng.uniform(*EXPOSURE) * rng.uniform(1 - COLOUR_CAST, 1 + COLOUR_CAST, size=3) \
         + rng.normal(0, OFFSET_SD)
     if r() < 0.5:
