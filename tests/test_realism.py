@@ -109,8 +109,8 @@ def test_embedded_default_is_within_the_calibration_bands(default_report):
     assert r["binary_tags"] - chance == pytest.approx(ref["binary_tags"]["value"] - ref["chance"]["value"], abs=0.01)
     assert r["word_vectors"] - chance == pytest.approx(ref["word_vectors"]["value"] - ref["chance"]["value"],
                                                        abs=0.01)
-    for b in BITS:
-        assert 0.02 <= r[f"lsh@{b}"] - chance <= 0.05, (b, r[f"lsh@{b}"] - chance)
+    for b in BITS:  # the paper's band: its Table 2 spans +0.021 (12 bits) .. +0.052 (48 bits)
+        assert 0.02 <= r[f"lsh@{b}"] - chance <= 0.052, (b, r[f"lsh@{b}"] - chance)
     # ITQ above LSH on average (the real gain is about +0.05; see the README for how far the
     # drawn images under a random backbone get)
     gain = np.mean([r[f"itq@{b}"] - r[f"lsh@{b}"] for b in BITS])
