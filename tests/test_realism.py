@@ -76,6 +76,11 @@ def test_prepare_prints_the_report_without_reference_for_another_tagged_dataset(
     untagged = prepare_dataset("tiny-test", None, options={"with_tags": False}, backbone=None,
                                extra={"realism": prepare_realism})
     assert untagged["realism"] is None
+    # one tag per item: no co-occurrence to train word vectors on; the reason is given, prepare goes on
+    single = get_dataset("tiny-test", n_items=40, n_query=8)
+    single.tags = [[t[0]] for t in single.tags]
+    got = prepare_realism(single, single.make_split(0), None, None)
+    assert got["report"] is None and "two or more tags" in got["error"]
 
 
 def test_prepare_synthetic_needs_no_root_and_prints_the_real_figures_beside(tmp_path, capsys):
@@ -90,7 +95,7 @@ def test_prepare_synthetic_needs_no_root_and_prints_the_real_figures_beside(tmp_
                   "raw features, Euclidean", "LSH 12 bits", "ITQ 48 bits"):
         assert label in table
     assert "0.641" in table and "+0.087" in table  # the real self-trained-vector figure beside ours
-    assert main(["prepare", "mirflickr"]) == 2
+    assert main(["prepare", "mirflickr25k"]) == 2
     assert "--root is needed" in capsys.readouterr().err
 
 

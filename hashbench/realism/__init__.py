@@ -39,7 +39,7 @@ from ..errors import ConfigError, DataError
 BITS = (12, 24, 32, 48)
 REFERENCE_FILE = Path(__file__).with_name("mirflickr25k_cleaned.csv")
 #: datasets whose report is printed beside the real MIRFLICKR figures (stand-ins for it)
-REFERENCE_FOR = ("synthetic", "mirflickr")
+REFERENCE_FOR = ("synthetic", "mirflickr25k")
 
 
 def reference_figures() -> dict[str, dict[str, Any]]:
@@ -133,7 +133,11 @@ def prepare_realism(dataset: HashingDataset, split: Split, features: np.ndarray 
     if dataset.tags is None:
         return None
     reference = reference_figures() if dataset.name in REFERENCE_FOR else None
-    return {"report": realism_report(dataset, split, features, items), "reference": reference}
+    try:
+        report = realism_report(dataset, split, features, items)
+    except DataError as exc:  # e.g. too few tags to train vectors: say why, keep the rest of prepare's report
+        return {"report": None, "reference": reference, "error": str(exc)}
+    return {"report": report, "reference": reference}
 
 
 ROWS = (("chance", "chance (pairs sharing a label)"),
