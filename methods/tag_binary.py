@@ -15,6 +15,26 @@ from hashbench.tags import binary_tag_matrix
 from ._udht_net import HELDOUT_L4_MARGIN, TagHashingBase, contrastive_loss, heldout_l4, quantization_loss
 from .udht import PAPER
 
+#: Section 3.5 and 4.2 as printed; the margin is not given (ours stays), 50 epochs as for UDHT
+_PAPER = {
+    "reduction": "sum", "feature_norm": "none",
+    "lambda3": 1.0, "lambda4": 1.0,  # sec. 4.2
+    "l4_similar_power": 1,  # sec. 3.5: S (1 - beta) D
+    "lr": 1e-3, "momentum": 0.9,
+    "max_epochs": 50, "val_fraction": 0.0,
+}
+#: The authors' code has no script for the baseline; its ``contrastive`` loss
+#: (customLossFunctions.py: margin m = 3.0, D^2 for similar pairs, averaged by Keras) and the
+#: UDHT script's schedule and optimiser (12bits_NUS.py) are the closest.
+_AUTHORS = {
+    "reduction": "mean", "feature_norm": "none",
+    "lambda3": 1.0, "lambda4": 1.0,
+    "margin": 3.0, "l4_similar_power": 2,
+    "lr": 1e-3, "momentum": 0.9, "batch_size": 50,
+    "max_epochs": 50, "val_fraction": 0.0,
+}
+_E2E = {"backbone_lr": 1e-4, "max_train_images": None, "warmup_epochs": 0}
+
 _DOC = """
     Gattupalli & Li, *Unsupervised Deep Image Hashing through Tag Embeddings*,
     section 3.5: the UDHT network with H2 removed, trained from *binary* tag
@@ -169,6 +189,7 @@ class TagBinary(_TagBinaryMixin, TagHashingBase):
     #: 12 points: the learning rate, and the quantisation weight lambda3 against lambda4 = 1
     #: (the baseline's only loss-weight ratio; the paper grid-searched its weights over 0.01-100)
     search_space = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "lambda3": [0.1, 1.0, 10.0]}
+    configurations = {"paper": dict(_PAPER), "authors-code": dict(_AUTHORS)}
     summary = "UDHT paper's baseline: H1 with a contrastive loss on shared binary tags, on cached AlexNet FC2 features"
     paper = PAPER
     requires = frozenset({"features", "tags"})
@@ -205,6 +226,7 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
 
     display_name = "Tag-binary baseline"
     search_space = {"lr": [1e-3, 1e-2, 3e-2], "lambda3": [0.1, 1.0, 10.0]}
+    configurations = {"paper": {**_PAPER, **_E2E}, "authors-code": {**_AUTHORS, **_E2E}}
     summary = "UDHT paper's baseline: AlexNet fine-tuned with H1 and a contrastive loss on shared binary tags"
     paper = PAPER
     requires = frozenset({"images", "tags"})

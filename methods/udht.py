@@ -20,6 +20,45 @@ from ._udht_net import TagHashingBase, heldout_l1, hinge_loss, pairwise_similari
 
 PAPER = "Gattupalli & Li, Unsupervised Deep Image Hashing through Tag Embeddings, arXiv:1806.05804 (2018)"
 
+#: The authors' public code: Vijetha1/WDHT on GitHub (commit cb92c5c), written for the follow-up
+#: "Weakly Supervised Deep Image Hashing through Tag Embeddings", the closest code to this paper.
+AUTHORS_CODE = "github.com/Vijetha1/WDHT@cb92c5c: 12bits_NUS.py, customLossFunctions.py, optimizers.py"
+
+#: Section 4 as printed (sources in the README's configuration table). Where the paper is
+#: silent (margin, batch size) our defaults stay; 50 epochs is the authors' code's number
+#: (the paper gives none), over all training images with no early stopping.
+_PAPER_FROZEN = {
+    "reduction": "sum",  # sec. 3.4: the losses are written as plain sums
+    "feature_norm": "none",  # sec. 3.3: FC3 straight on FC2
+    "unit_tag_vectors": False,  # sec. 3.2: w_i, the raw mean of the word vectors
+    "aggregation": "mean",  # sec. 4.3: mean used in all experiments
+    "word_vector_dim": 300,  # sec. 4.2: 300-d word2vec, H2 has 300 outputs
+    "lambda1": 1.0, "lambda2": 10.0, "lambda3": 1.0,  # sec. 4.2
+    "l1_target_scale": 0.5,  # sec. 3.4.1: 1/2 (1 - cos)
+    "lr": 1e-3, "momentum": 0.9,  # sec. 4.2
+    "max_epochs": 50, "val_fraction": 0.0,  # 50 epochs over all training images, no early stopping
+}
+#: The authors' Keras code (12bits_NUS.py): averaged losses (Keras' default reduction), the
+#: hinge margin 0.2, the L1 target scipy's cosine distance 1 - cos, loss weights 10 (hinge) and
+#: 1 (quantisation, MSE), FineTuneSGD lr 1e-3 (new layers) x 0.1 (pre-trained), momentum 0.9,
+#: batch 50, nEpochs = 50 over all 100,000 training images, no early stopping; Dense layers
+#: straight on the backbone's pooled output; tag vectors used as stored (no normalisation in the code).
+_AUTHORS_FROZEN = {
+    "reduction": "mean",
+    "feature_norm": "none",
+    "unit_tag_vectors": False,
+    "aggregation": "mean",
+    "word_vector_dim": 300,
+    "lambda1": 1.0, "lambda2": 10.0, "lambda3": 1.0,
+    "l1_target_scale": 1.0,
+    "margin": 0.2,
+    "lr": 1e-3, "momentum": 0.9, "batch_size": 50,
+    "max_epochs": 50, "val_fraction": 0.0,
+}
+#: end to end: the pre-trained layers at 1e-4 (paper sec. 4.2; code: multiplier 0.1 x 1e-3), all
+#: training images, joint training from the first step (no head warm-up)
+_E2E = {"backbone_lr": 1e-4, "max_train_images": None, "warmup_epochs": 0}
+
 _COMMON_DOC = """
     Gattupalli & Li, *Unsupervised Deep Image Hashing through Tag Embeddings*.
 
@@ -201,6 +240,8 @@ class UDHTFrozen(_UDHTMixin, TagHashingBase):
     #: (section 4.4: 0.01-100, "higher values of lambda2 gave significantly better mAP").
     #: The schedule is not tuned: early stopping on the held-out L1 sets it.
     search_space = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "lambda2": [1.0, 10.0, 100.0]}
+    #: ``udht-frozen@paper``, ``udht-frozen@authors-code`` (see the README's configuration table)
+    configurations = {"paper": dict(_PAPER_FROZEN), "authors-code": dict(_AUTHORS_FROZEN)}
     summary = "UDHT's FC3/H1/H2 heads with its three losses, trained on cached AlexNet FC2 features and tag word vectors"
     paper = PAPER
     requires = frozenset({"features", "tags"})
@@ -320,6 +361,7 @@ class UDHT(_UDHTMixin, TagHashingBase):
     #: 9 points: every end-to-end trial fine-tunes AlexNet, so a coarser learning-rate grid than
     #: ``udht-frozen``'s; the pre-trained layers keep the paper's 1e-4
     search_space = {"lr": [1e-3, 1e-2, 3e-2], "lambda2": [1.0, 10.0, 100.0]}
+    configurations = {"paper": {**_PAPER_FROZEN, **_E2E}, "authors-code": {**_AUTHORS_FROZEN, **_E2E}}
     summary = "UDHT (paper): AlexNet fine-tuned end to end with hash and tag-vector heads, from images and tag word vectors"
     paper = PAPER
     requires = frozenset({"images", "tags"})
