@@ -20,6 +20,8 @@ from hashbench.selection import (
     tune,
     validation_split,
 )
+from hashbench.reports import load_report_data
+from hashbench.reports.hyperparams import hyperparameter_rows
 from hashbench.selection.criteria import neighbour_relevance
 from hashbench.store import iter_cells
 
@@ -76,6 +78,18 @@ def _training(n=60, d=16, seed=0):
     centres = rng.standard_normal((3, d)) * 3
     feats = (centres[classes] + rng.standard_normal((n, d))).astype(np.float32)
     return TrainingData(ids=[f"t{i}" for i in range(n)], features=feats, labels=np.eye(3, dtype=np.uint8)[classes])
+
+
+class _DeepStub(_Projection):
+    """A 'deep' method that records where its (pretend) early stopping stopped."""
+
+    display_name = "deep stub"
+    deep = True
+
+    def _fit(self, features):
+        super()._fit(features)
+        self.fit_info_ = {"convergence": {"max_epochs": 9, "epochs_run": 4 + (self.bits > 8),
+                                          "best_epoch": 2 + (self.bits > 8)}}
 
 
 # ----------------------------------------------------------------- validation split
@@ -303,6 +317,22 @@ def test_tune_then_run_selected_records_the_selection_in_each_cell(tmp_path, cap
     assert sel["criterion"] == "labels" and sel["n_trials_run"] == 2
     assert cells["itq"]["method"]["params"]["n_iter"] == sel["chosen"]["n_iter"]
     assert cells["lsh"]["method"]["selection"]["chosen"] == {}
+    # the report says, per method, what it ran with and how it was chosen; deep methods' stopping epochs
+    register_method("sel-deep")(_DeepStub)
+    try:
+        assert main(["run", *common, "--no-report", "--methods", "sel-deep", "--bits", "8,16"]) == 0
+    finally:
+        unregister_method("sel-deep")
+    from hashbench.reports import generate_reports
+
+    generate_reports(res, tmp_path / "rep", figures=False)
+    rows = {r["method"]: r for r in hyperparameter_rows(load_report_data(res))}
+    assert rows["ITQ"]["hyper-parameters"] == f"n_iter={sel['chosen']['n_iter']}"
+    assert "selected on a validation split" in rows["ITQ"]["how chosen"] and "`labels`" in rows["ITQ"]["how chosen"]
+    assert rows["deep stub"]["how chosen"].startswith("defaults")
+    assert rows["deep stub"]["stopping epoch (best of run)"] == "2 of 4 (max 9) (8 bits), 3 of 5 (max 9) (16 bits)"
+    index = (tmp_path / "rep" / "index.md").read_text()
+    assert "## Hyper-parameters and model selection" in index and "n_iter=" in index
     # no stored selection for these bits: a clear error that says which tune command makes it
     assert main(["run", *common, "--no-report", "--methods", "itq", "--bits", "16", "--selected", "labels"]) == 2
     assert "tune --methods itq --bits 16 --criterion labels" in capsys.readouterr().err
