@@ -358,3 +358,12 @@ def test_defaults_record_keeps_every_trial_and_gives_the_end_to_end_twins_their_
     assert out["methods"]["udht-frozen"]["trials"][0]["score"] == 0.7
     assert out["methods"]["udht"]["defaults"] == {"lr": 0.01} and out["methods"]["udht"]["how"].startswith("inherited")
     assert "tag-binary-e2e" not in out["methods"]  # its twin was not selected
+
+
+def test_a_parameter_both_fixed_and_searched_is_refused(projection):
+    with pytest.raises(ConfigError, match="k both fixed"):
+        run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), params={"k": 1},
+                      echo=lambda s: None)
+    with pytest.raises(ConfigError, match="unknown selection criterion 'mAP'"):
+        run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), criterion="mAP",
+                      echo=lambda s: None)
