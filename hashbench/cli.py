@@ -16,7 +16,7 @@ from .errors import ConfigError, HashbenchError
 EPILOG_RUN = """examples:
   python -m hashbench run --methods all --bits 12,24,32,48
   python -m hashbench run --methods lsh,itq --bits 16,32 --dataset synthetic --seeds 0,1,2 --results results/
-  python -m hashbench run --methods udht-frozen --bits 32 --param udht-frozen.epochs=20
+  python -m hashbench run --methods udht-frozen --bits 32 --param udht-frozen.lr=0.01
   python -m hashbench run --plugin my_hasher.py --methods all --bits 32
   python -m hashbench run --dataset mirflickr25k --data-root ~/data/mirflickr --weights ~/alexnet-owt-7be5be79.pth
 """
