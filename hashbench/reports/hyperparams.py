@@ -61,7 +61,12 @@ def _stopping(records: dict[int, dict[str, Any]]) -> str:
     for b, r in records.items():
         conv = (r.get("fit_info") or {}).get("convergence")
         if conv:
-            stops[b] = f"{conv.get('best_epoch')} of {conv.get('epochs_run')} (max {conv.get('max_epochs')})"
+            text = f"{conv.get('best_epoch')} of {conv.get('epochs_run')} (max {conv.get('max_epochs')})"
+            warm = conv.get("warmup")
+            if isinstance(warm, dict):  # end-to-end: the head's warm-up phase stopped on its own
+                text = (f"{conv.get('phase', 'training')} {text}, warm-up {warm.get('best_epoch')} of "
+                        f"{warm.get('epochs_run')} (max {warm.get('max_epochs')})")
+            stops[b] = text
     if not stops:
         return "not recorded (a fixed schedule, or a method without early stopping)"
     return _per_bits(stops) if len(stops) == len(records) else \
