@@ -10,6 +10,7 @@ What comes out (``out/``)::
     index.md                         links everything, with the provenance of the cells
     tables/<metric>.tex|.md|.csv     one table per metric (mAP@50000, mAP@5000, mAP@all, P@N, ...)
     tables/significance.csv          the paired tests behind the daggers
+    tables/hyperparameters.md|.csv   each method's hyper-parameters, how they were chosen, stopping epochs
     figures/pr_<dataset>_<b>bits.png|.pdf              precision-recall curves (UDHT Fig. 2)
     figures/map_vs_bits_<dataset>.png|.pdf             mAP against code length
     figures/precision_at_n_<dataset>_<b>bits.png|.pdf  precision@N
@@ -89,6 +90,7 @@ def generate_reports(
         ConfigError: an unknown figure format or test.
     """
     from .. import __version__
+    from .hyperparams import write_hyperparameters
     from .index import write_index
     from .plots import write_figures
 
@@ -140,6 +142,7 @@ def generate_reports(
             figs[group] = write_figures(data, group, base / "figures", formats, metrics)
             paths.figures += [p for ps in figs[group].values() for p in ps]
 
+    paths.tables += write_hyperparameters(data, out_path / "tables")
     write_index(
         data,
         out_path,
