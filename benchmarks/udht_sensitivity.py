@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# as the command line does: idle OpenMP threads sleep instead of spinning (on a shared machine
+# spinning threads slow small-batch training by an order of magnitude; see this folder's README)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import hashbench  # noqa: E402
 from hashbench.datasets import get_dataset  # noqa: E402
