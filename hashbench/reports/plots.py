@@ -50,7 +50,7 @@ UDHT_COMPONENTS = {
     "L4": "L4: contrastive, baseline (sec. 3.5)",
 }
 #: the held-out objective that early stopping watches (recorded per epoch as ``history["heldout"]``)
-HELDOUT_TITLE = "held-out objective (stopping criterion)"
+HELDOUT_TITLE = "held-out objective"
 
 
 def _subplots(kind: str, nrows: int = 1, ncols: int = 1):
