@@ -96,8 +96,11 @@ given above chance.
   over LSH +0.019 (+0.057).
 
 Cost on 2 CPU cores: building the set 0.3 s; rendering all 6,000 images
-about 4 ms each (22-25 s, once per process); their random-AlexNet FC2
-features about 11 s more (then cached on disk by the features stage).
+about 5 ms each (version 1: 4 ms; the extra clutter costs a third more,
+measured as a ratio in one process), about 30 s once per process; their
+random-AlexNet FC2 features about 11 s more (then cached on disk by the
+features stage). The realism report adds about 25 s (LSH and ITQ at four
+code lengths, three rankings) on a quiet machine.
 
 Departures from real Flickr data, on purpose: labels come from seven scene
 types, so they co-occur more regularly than in the real set; the pictures
