@@ -164,9 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--results", type=Path, default=Path("results"))
     rep.add_argument("--out", type=Path, default=Path("reports"))
 
-    prep = sub.add_parser("prepare", help="verify a real dataset's files, print its statistics, cache its features")
+    prep = sub.add_parser("prepare", help="verify a dataset's files, print its statistics and realism report, "
+                                           "cache its features")
     prep.add_argument("dataset")
-    prep.add_argument("--root", type=Path, required=True, help="the dataset's folder")
+    prep.add_argument("--root", type=Path, help="the dataset's folder (not for the embedded synthetic set)")
     prep.add_argument("--split-seed", type=int, default=0)
     prep.add_argument("--archives", type=Path, help="folder with the official archives, to verify their checksums")
     prep.add_argument("--no-features", action="store_true", help="do not build the feature cache")
@@ -266,7 +267,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .datasets.prepare import format_prepare_report, prepare_dataset
+    from .realism import format_realism, prepare_realism
 
+    if args.root is None and args.dataset != "synthetic":
+        raise ConfigError(f"prepare {args.dataset}: --root is needed (the folder of the dataset's files)")
     if args.cache_dir:
         os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
     # weights only: prepare builds the spec from the dataset's own preprocessing
@@ -280,8 +284,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         cache=args.cache_dir,
         device=args.device,
         archives=args.archives,
+        extra={"realism": prepare_realism},
     )
     print(format_prepare_report(report))
+    if report.get("realism"):
+        print(format_realism(report["realism"]["report"], report["realism"]["reference"]))
     return 0
 
 

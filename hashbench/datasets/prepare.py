@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def label_statistics(dataset: HashingDataset, split: Split) -> dict[str, Any]:
 
 def prepare_dataset(
     name: str,
-    root: Path,
+    root: Path | None,
     *,
     options: dict[str, Any],
     split_seed: int = 0,
@@ -95,6 +95,7 @@ def prepare_dataset(
     cache: Path | None = None,
     device: str = "auto",
     archives: Path | None = None,
+    extra: Mapping[str, Callable[..., Any]] | None = None,
 ) -> dict[str, Any]:
     """Load ``name`` from ``root`` (which checks every file it reads), then report on it.
 
@@ -102,13 +103,18 @@ def prepare_dataset(
     images, label statistics with the fraction of relevant query-database pairs,
     and, when ``backbone`` (a :class:`~hashbench.features.BackboneSpec`) is given,
     the feature cache entry built for the split's items.
+
+    ``extra`` maps a report key to ``f(dataset, split, features, items)``, run last
+    (``features``: the rows of ``items``, the split's items in index order, or None
+    when no features were built); its value is stored under that key. The command
+    line passes the realism report this way, so datasets stay unaware of it.
     """
     t0 = time.perf_counter()
     dataset = get_dataset(name, root=root, **dict(options))
     load_s = time.perf_counter() - t0
     report: dict[str, Any] = {
         "dataset": dataset.name,
-        "root": str(root),
+        "root": "(embedded)" if root is None else str(root),
         "config": dataset.config,
         "fingerprint_key": dataset.fingerprint_key(),
         "items": len(dataset),
@@ -133,6 +139,7 @@ def prepare_dataset(
         }
     skipped = dict(getattr(dataset, "skipped", {}) or {})
     report["skipped"] = skipped
+    feats = union = None
     if backbone is not None:
         from ..features import BackboneSpec, extract_features
 
@@ -149,6 +156,8 @@ def prepare_dataset(
             "extract_s": info.get("extract_s"),
             "backbone": info.get("description"),
         }
+    for key, fn in (extra or {}).items():
+        report[key] = fn(dataset, split, feats, union)
     return report
 
 
