@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
     run.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                      help="a method hyper-parameter, e.g. --param itq.n_iter=100 (repeatable)")
-    run.add_argument("--ties", default="index", help="tie order among equal distances: index, tie-aware, random")
+    run.add_argument("--ties", default="random",
+                     help="tie order among equal distances: random (default: seeded, per query, never the "
+                          "dataset's file order), index, tie-aware")
     run.add_argument("--empty", default="zero",
                      help="queries with no relevant item in the top K: zero (count 0) or drop")
     run.add_argument("--topk", default="5000,50000,all", help="the K of mAP@K (default: 5000,50000,all)")

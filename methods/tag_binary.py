@@ -12,7 +12,8 @@ import torch
 from hashbench import ConfigError, DataError, register_method
 from hashbench.tags import binary_tag_matrix
 
-from ._udht_net import HELDOUT_L4_MARGIN, TagHashingBase, contrastive_loss, heldout_l4, quantization_loss
+from ._heldout import HELDOUT_L4_MARGIN, heldout_l4
+from ._udht_net import TagHashingBase, contrastive_loss, quantization_loss
 from .udht import PAPER
 
 #: Section 3.5 and 4.2 as printed; the margin is not given (ours stays), 50 epochs as for UDHT

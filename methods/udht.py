@@ -16,7 +16,8 @@ import torch
 from hashbench import ConfigError, DataError, register_method
 from hashbench.tags import aggregate_tag_vectors, document_frequency, load_word_vectors, normalize_tags
 
-from ._udht_net import TagHashingBase, heldout_l1, hinge_loss, pairwise_similarity_loss, quantization_loss
+from ._heldout import heldout_l1
+from ._udht_net import TagHashingBase, hinge_loss, pairwise_similarity_loss, quantization_loss
 
 PAPER = "Gattupalli & Li, Unsupervised Deep Image Hashing through Tag Embeddings, arXiv:1806.05804 (2018)"
 

@@ -15,7 +15,7 @@ from hashbench.features import BackboneSpec, ImageInput
 from hashbench.tags import binary_tag_matrix
 from hashbench_methods import tag_binary, udht  # noqa: F401  (registers the methods)
 from hashbench_methods._convergence import holdout_split
-from hashbench_methods._udht_net import heldout_l1, heldout_l4
+from hashbench_methods._heldout import heldout_l1, heldout_l4
 
 from .test_udht import clustered_with_tags
 
