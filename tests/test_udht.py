@@ -133,7 +133,7 @@ def test_head_shapes_init_and_code_rule():
 
 
 def test_two_learning_rates_apply_to_the_right_parameter_groups():
-    net = udht.UDHT(bits=8, momentum=0.0)
+    net = udht.UDHT(bits=8, momentum=0.0, lr=1e-3)  # the two rates given, not the defaults
     net.head_ = HashHead(4096, 8, 16)
     backbone = torch.nn.Sequential(torch.nn.Linear(3, 4096))  # stands in for AlexNet
     opt = net._optimizer(backbone)

@@ -94,7 +94,8 @@ def test_heldout_l4_matches_its_definition_blockwise():
 @pytest.mark.parametrize("name", ["udht-frozen", "tag-binary"])
 def test_stops_on_heldout_and_restores_the_best_epoch(name, clusters):
     x, _, tags = clusters
-    params = {"word_vector_dim": 16} if name == "udht-frozen" else {}
+    # lambda3 pinned: the mechanics under test, not the selected defaults (0.1 keeps improving here)
+    params = {"word_vector_dim": 16} if name == "udht-frozen" else {"lambda3": 1.0}
     h = hashbench.create(name, bits=16, seed=0, lr=0.05, max_epochs=40, patience=3, val_fraction=0.25,
                          **params).fit(x, tags=tags)
     conv = h.fit_info_["convergence"]

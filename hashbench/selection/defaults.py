@@ -29,7 +29,7 @@ from .tune import TuneConfig, format_records, tune
 SELECTED = ("udht-frozen", "tag-binary")
 TWINS = {"udht": "udht-frozen", "tag-binary-e2e": "tag-binary"}
 BITS = 32
-TRIALS = 8
+TRIALS = 12  # both tag grids (4 x 3) exhaustively
 
 
 def inherited(record: dict[str, Any], twin: str) -> dict[str, Any]:
