@@ -1,4 +1,4 @@
-"""Command line: ``python -m hashbench {run,list,report,prepare,cache}``."""
+"""Command line: ``python -m hashbench {run,tune,list,report,prepare,cache}``."""
 
 from __future__ import annotations
 
@@ -18,9 +18,17 @@ EPILOG_RUN = """examples:
   python -m hashbench run --config configs/default.toml              (the same run, as a file)
   python -m hashbench run --config configs/udht-paper-mirflickr.toml --data-root ~/data/mirflickr --bits 32
   python -m hashbench run --methods lsh,itq --bits 16,32 --dataset synthetic --seeds 0,1,2 --results results/
-  python -m hashbench run --methods udht-frozen --bits 32 --param udht-frozen.epochs=20
+  python -m hashbench run --methods udht-frozen --bits 32 --param udht-frozen.lr=0.01
   python -m hashbench run --plugin my_hasher.py --methods all --bits 32
   python -m hashbench run --dataset mirflickr25k --data-root ~/data/mirflickr --weights ~/alexnet-owt-7be5be79.pth
+"""
+
+
+EPILOG_TUNE = """examples:
+  python -m hashbench tune --methods itq,agh --bits 32 --criterion labels --trials 8
+  python -m hashbench tune --methods udht-frozen --bits 32 --criterion label-free --trials 8
+  python -m hashbench run --methods itq,agh --bits 32 --selected labels
+An interrupted tune resumes where it stopped: re-run the same command.
 """
 
 
@@ -125,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
     run.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                      help="a method hyper-parameter, e.g. --param itq.n_iter=100 (repeatable)")
-    run.add_argument("--ties", help="tie order among equal distances: index (default), tie-aware, random")
+    run.add_argument("--ties", help="tie order among equal distances: random (the default: seeded, per query, "
+                                    "never the dataset's file order), index, tie-aware")
     run.add_argument("--empty",
                      help="queries with no relevant item in the top K: zero (count 0, default) or drop")
     run.add_argument("--topk", help="the K of mAP@K (default: 5000,50000,all)")
@@ -140,7 +149,34 @@ def build_parser() -> argparse.ArgumentParser:
                      "(torch DataLoader; default 0: read in the main process)")
     run.add_argument("--shard", metavar="I/N",
                      help="run only part I of N of the grid (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/4")
+    run.add_argument("--selected", choices=["labels", "label-free"], metavar="CRITERION",
+                     help="use the hyper-parameters that `tune --criterion CRITERION` stored in the results folder "
+                          "(per method and bit length; recorded in each cell)")
     _add_dataset_args(run)
+
+    tune = sub.add_parser("tune", help="select hyper-parameters on a validation split of the training role",
+                          epilog=EPILOG_TUNE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tune.add_argument("--methods", type=_name_list, default=["all"], help="comma-separated method names, or all")
+    tune.add_argument("--bits", type=_int_list, default=[32], help="default: 32")
+    tune.add_argument("--criterion", choices=["labels", "label-free"], default="labels",
+                      help="labels: validation mAP with training-role labels (the field's usual practice); "
+                           "label-free: the method's own held-out objective, or Euclidean-neighbour agreement")
+    tune.add_argument("--trials", type=int, default=8, help="budget: trials per method and bit length (default 8)")
+    tune.add_argument("--search-seed", type=int, default=0, help="seed of the order in which the grid is tried")
+    tune.add_argument("--seed", type=int, default=0, help="method seed of every trial (default 0)")
+    tune.add_argument("--val-size", type=float, default=0.2,
+                      help="validation queries: a fraction of the training role (<1) or a count (default 0.2)")
+    tune.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (default 0)")
+    tune.add_argument("--val-topk", default="5000", help="K of the labels criterion's validation mAP@K (or all)")
+    tune.add_argument("--dataset", default="synthetic")
+    tune.add_argument("--data-root", type=Path)
+    tune.add_argument("--split-seed", type=int, default=0)
+    tune.add_argument("--split", type=Path, dest="split_file")
+    tune.add_argument("--results", type=Path, default=Path("results"))
+    tune.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                      help="fix a hyper-parameter of a method (not tuned)")
+    tune.add_argument("--force", action="store_true", help="discard stored trials and start afresh")
+    _add_dataset_args(tune)
 
     lst = sub.add_parser("list", help="list methods, datasets and backbones")
     lst.add_argument("what", nargs="?", choices=["methods", "datasets", "backbones"], help="only this section")
@@ -189,6 +225,7 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("run", "bits"): args.bits,
         ("run", "seeds"): args.seeds,
         ("run", "force"): args.force,
+        ("run", "selected"): args.selected,
         ("evaluation", "ties"): args.ties,
         ("evaluation", "empty"): args.empty,
         ("evaluation", "topk"): None if args.topk is None else [
@@ -323,7 +360,32 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "prepare": cmd_prepare, "cache": cmd_cache}
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .selection import TuneConfig, format_records, tune
+
+    if args.cache_dir:
+        os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
+    topk = _topk(args.val_topk)
+    if len(topk) != 1:
+        raise ConfigError(f"--val-topk: expected one K (or all), got {args.val_topk!r}")
+    val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
+    config = TuneConfig(
+        dataset=args.dataset, data_root=args.data_root, dataset_options=_dataset_options(args),
+        methods=args.methods, bits=args.bits, criterion=args.criterion, trials=args.trials,
+        search_seed=args.search_seed, seed=args.seed, val_size=val_size, val_seed=args.val_seed,
+        topk=topk[0], split_seed=args.split_seed, split_file=args.split_file, results=args.results,
+        cache=args.cache_dir, weights=args.weights, device=args.device,
+        method_params=_method_params(args.param), force=args.force, progress=not args.quiet,
+    )
+    records = tune(config)
+    print("\n" + format_records(records))
+    print(f"\nstored under {Path(args.results).resolve()}/<dataset>/selection; "
+          f"use them with `python -m hashbench run ... --selected {args.criterion}`")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "tune": cmd_tune, "list": cmd_list, "report": cmd_report, "prepare": cmd_prepare,
+            "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,7 +76,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
          "execution"),
     "dataset": ("name", "root", "protocol", "split_seed", "split", "options"),
     "features": ("backbone", "weights", "seed", "cache", "device"),
-    "run": ("methods", "bits", "seeds", "force"),
+    "run": ("methods", "bits", "seeds", "force", "selected"),
     "output": ("results", "report"),
     # where the cells run (hashbench.execution): never part of what a cell computes
     "execution": ("jobs", "scheduler", "shard", "workers"),
@@ -89,7 +89,7 @@ DEFAULTS: dict[str, Any] = {
     "plugins": [],
     "dataset": {"name": "synthetic", "root": None, "protocol": None, "split_seed": 0, "split": None, "options": {}},
     "features": {"backbone": None, "weights": None, "seed": 0, "cache": None, "device": "auto"},
-    "run": {"methods": ["all"], "bits": [12, 24, 32, 48], "seeds": [0], "force": False},
+    "run": {"methods": ["all"], "bits": [12, 24, 32, 48], "seeds": [0], "force": False, "selected": None},
     "params": {},
     "evaluation": {},
     "output": {"results": "results", "report": "reports"},
@@ -310,6 +310,9 @@ def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | No
     run["seeds"] = _int_list(run["seeds"], "run.seeds", source)
     if not isinstance(run["force"], bool):
         raise ConfigError(f"{source}: run.force must be true or false, got {run['force']!r}")
+    if run["selected"] not in (None, "labels", "label-free"):
+        raise ConfigError(f"{source}: run.selected must be a selection criterion (labels, label-free), "
+                          f"got {run['selected']!r}")
     ex = merged["execution"]
     for key in ("jobs", "workers"):
         if isinstance(ex[key], bool) or not isinstance(ex[key], int) or ex[key] < (1 if key == "jobs" else 0):
@@ -392,6 +395,7 @@ def to_run_config(resolved: Mapping[str, Any]):
         method_params={m: dict(p) for m, p in resolved["params"].items()},
         evaluation=_eval_kwargs(resolved["evaluation"], "experiment"),
         force=run["force"],
+        selected=run["selected"],
         jobs=resolved["execution"]["jobs"],
         scheduler=resolved["execution"]["scheduler"],
         shard=parse_shard(str(resolved["execution"]["shard"])) if resolved["execution"]["shard"] is not None else None,

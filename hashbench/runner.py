@@ -65,6 +65,7 @@ class RunConfig:
     scheduler: str | None = None  # a dask.distributed scheduler's address: cells run on that cluster
     shard: tuple[int, int] | None = None  # (i, n): only part i of n of the grid (array jobs)
     workers: int = 0  # image-reading processes (torch DataLoader) for features and image-using methods
+    selected: str | None = None  # a criterion: use what `tune` stored for it (hashbench.selection)
 
 
 @dataclass
@@ -247,11 +248,27 @@ class Runner:
         return self._features, self._features_info  # type: ignore[return-value]
 
     # --------------------------------------------------------------- cells
+    def selection(self, method: str, bits: int) -> dict[str, Any] | None:
+        """The stored selection this cell's parameters come from (``selected``), or None."""
+        if not self.config.selected:
+            return None
+        from .selection import load_selection, selection_folder, summary
+
+        split_key = json_digest(self.split.to_json(self.dataset.ids))
+        record = load_selection(self.root, self.dataset_key, method, bits, self.config.selected, split_key)
+        path = selection_folder(self.root, self.dataset_key, method, bits, self.config.selected) / "selection.json"
+        return summary(record, str(path.relative_to(self.root)))
+
+    def method_params(self, method: str, bits: int) -> dict[str, Any]:
+        """A named configuration's values, then the selected ones, then the user's ``--param`` ones."""
+        _, preset = resolve_method(method)  # "name@configuration": that named parameter set
+        chosen = (self.selection(method, bits) or {}).get("chosen", {})
+        return {**preset, **chosen, **self.config.method_params.get(method, {})}
+
     def cell_config(self, method: str, bits: int, seed: int, split_key: str) -> dict[str, Any]:
         """What determines a cell's result; its digest is the cell key."""
-        _, preset = resolve_method(method)
-        params = {**preset, **self.config.method_params.get(method, {})}
-        return {
+        params = self.method_params(method, bits)
+        out = {
             "dataset": self.dataset.fingerprint(),
             "split": split_key,
             "method": method,
@@ -259,10 +276,14 @@ class Runner:
             "backbone": self.backbone.to_dict(),
             "evaluation": self.eval_config.to_dict(),
         }
+        sel = self.selection(method, bits)
+        if sel is not None:
+            out["selection"] = sel["key"]
+        return out
 
     def make_hasher(self, method: str, bits: int, seed: int) -> Hasher:
-        cls, preset = resolve_method(method)  # "name@configuration": that named parameter set
-        params = {**preset, **self.config.method_params.get(method, {})}
+        cls, _ = resolve_method(method)
+        params = self.method_params(method, bits)
         try:
             return cls(bits=bits, seed=seed, **params)
         except TypeError as exc:
@@ -419,7 +440,8 @@ class Runner:
                 },
                 "chance": chance,
             },
-            "method": {**_method_info(method, hasher), "params": hasher.get_params()},
+            "method": {**_method_info(method, hasher), "params": hasher.get_params(),
+                       "selection": self.selection(method, bits)},
             "bits": bits,
             "seed": seed,
             "features": {

@@ -23,6 +23,7 @@ i = j, which the paper's double sums include, adds exactly zero to L1 and L4
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -32,6 +33,9 @@ from torch import nn
 
 from hashbench import ConfigError, DataError, Hasher
 from hashbench.features import resolve_device
+from hashbench.validation import check_tags
+
+from ._convergence import EarlyStopping, check_convergence_params, holdout_split
 
 REDUCTIONS = ("mean", "sum")
 
@@ -94,12 +98,16 @@ def normalized_sq_distances(h: torch.Tensor) -> torch.Tensor:
 
 
 def pairwise_similarity_loss(h1: torch.Tensor, w: torch.Tensor, valid: torch.Tensor,
-                             reduction: str = "mean") -> torch.Tensor:
-    """L1 (section 3.4.1): sum_ij [ D_ij - 1/2 (1 - cos(w_i, w_j)) ]^2, pairs without w masked out."""
+                             reduction: str = "mean", target_scale: float = 0.5) -> torch.Tensor:
+    """L1 (section 3.4.1): sum_ij [ D_ij - 1/2 (1 - cos(w_i, w_j)) ]^2, pairs without w masked out.
+
+    ``target_scale`` is the 1/2 of the printed formula; the authors' Keras code
+    regresses D on the plain cosine distance 1 - cos (scipy's ``cdist(..., 'cosine')``), i.e. 1.
+    """
     _check_reduction(reduction)
     d = normalized_sq_distances(h1)
     wn = w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    target = 0.5 * (1.0 - wn @ wn.T)
+    target = float(target_scale) * (1.0 - wn @ wn.T)
     return _reduce((d - target).pow(2), _pair_mask(valid), reduction)
 
 
@@ -123,12 +131,14 @@ def quantization_loss(h1: torch.Tensor, reduction: str = "mean") -> torch.Tensor
 
 
 def contrastive_loss(h1: torch.Tensor, similar: torch.Tensor, valid: torch.Tensor, margin: float,
-                     reduction: str = "mean") -> tuple[torch.Tensor, float]:
+                     reduction: str = "mean", similar_power: int = 1) -> tuple[torch.Tensor, float]:
     """L4 (section 3.5): sum_ij S (1 - beta) D + (1 - S) beta max(0, margin - D)^2, and beta.
 
     beta is the fraction of similar pairs among the mini-batch's valid ordered
     pairs i != j (a constant of the batch, no gradient). Pairs involving an
     item without tags are masked out (no tag says nothing about similarity).
+    ``similar_power``: D as printed (1), or D^2 as in the authors' Keras
+    ``contrastive`` (customLossFunctions.py of Vijetha1/WDHT) (2).
     """
     _check_reduction(reduction)
     mask = _pair_mask(valid)
@@ -136,7 +146,7 @@ def contrastive_loss(h1: torch.Tensor, similar: torch.Tensor, valid: torch.Tenso
     n_pairs = mask.sum()
     beta = float((s * mask).sum() / n_pairs) if n_pairs > 0 else 0.0
     d = normalized_sq_distances(h1)
-    terms = s * (1.0 - beta) * d + (1.0 - s) * beta * torch.relu(margin - d).pow(2)
+    terms = s * (1.0 - beta) * d.pow(int(similar_power)) + (1.0 - s) * beta * torch.relu(margin - d).pow(2)
     return _reduce(terms, mask, reduction), beta
 
 
@@ -171,7 +181,10 @@ class TagHashingBase(Hasher):
                     or v < 0 or (v == 0 and not zero_ok):
                 raise ConfigError(f"{who}: {name} must be a {'non-negative' if zero_ok else 'positive'} number, got {v!r}")
 
-        pos_int("epochs", zero_ok=True)
+        check_convergence_params(who, self.max_epochs, self.patience, self.min_delta)
+        v = self.val_fraction
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not 0 <= v < 1:
+            raise ConfigError(f"{who}: val_fraction must be in [0, 1), got {v!r}")
         pos_int("batch_size")
         if self.batch_size < 2:
             raise ConfigError(f"{who}: batch_size must be at least 2 (the losses compare pairs), got {self.batch_size}")
@@ -231,17 +244,31 @@ class TagHashingBase(Hasher):
         return torch.optim.SGD(groups, lr=float(self.lr), momentum=float(self.momentum),
                                weight_decay=float(self.weight_decay))
 
-    def _epochs(self, n: int, epochs: int, forward: Callable[[np.ndarray, int], tuple[torch.Tensor, ...]],
+    def _epochs(self, n: int, max_epochs: int, forward: Callable[[torch.Tensor, int], tuple[torch.Tensor, ...]],
                 batches: Callable[[int, np.random.Generator], Iterator[tuple[np.ndarray, Any]]],
-                optimizer: torch.optim.Optimizer, rng: np.random.Generator, phase: str) -> None:
-        """Run ``epochs`` epochs of mini-batch SGD, recording each component's epoch mean."""
+                optimizer: torch.optim.Optimizer, rng: np.random.Generator, phase: str,
+                evaluate: Callable[[], float] | None, state: Callable[[], Any],
+                initial: float | None = None) -> EarlyStopping:
+        """Up to ``max_epochs`` epochs of mini-batch SGD over ``n`` items, stopped early on the held-out objective.
+
+        After every epoch: each loss component's epoch mean goes to ``history_``
+        and, when there are held-out items (``evaluate``), the held-out objective
+        too (``history_["heldout"]``); training stops when it has not improved by
+        more than ``min_delta`` for ``patience`` epochs, and the best epoch's
+        ``state()`` is restored by the caller. ``initial``: the held-out value
+        before the first epoch, which then counts as epoch 0 (the fine-tuning
+        phase starts from a trained head: if no epoch beats it, it is kept).
+        """
         from hashbench.progress import progress_bar
 
+        stopper = EarlyStopping(int(max_epochs), int(self.patience), float(self.min_delta))
+        if initial is not None and math.isfinite(initial):
+            stopper.best_value, stopper.best_state = float(initial), copy.deepcopy(state())
         steps_per_epoch = math.ceil(n / self.batch_size)
-        bar = progress_bar(epochs * steps_per_epoch, f"{self.name or type(self).__name__} {self.bits} bits {phase}",
+        bar = progress_bar(max_epochs * steps_per_epoch, f"{self.name or type(self).__name__} {self.bits} bits {phase}",
                            "batch", leave=False)
         try:
-            for epoch in range(epochs):
+            for epoch in range(int(max_epochs)):
                 sums = dict.fromkeys(("total", *self.components), 0.0)
                 count = 0
                 for pos, x in batches(epoch, rng):
@@ -265,8 +292,61 @@ class TagHashingBase(Hasher):
                     self.history_.setdefault(k, []).append(v / max(count, 1))
                 if self.end_to_end:  # which epochs fine-tuned the backbone (1) or only warmed the head up (0)
                     self.history_.setdefault("end_to_end", []).append(0.0 if phase == "warmup" else 1.0)
+                if evaluate is None:
+                    stopper.epochs_run += 1
+                    continue
+                value = evaluate()
+                self.history_.setdefault("heldout", []).append(value)
+                if stopper.update(value, state()):
+                    break
         finally:
             bar.close()
+        if evaluate is None:
+            stopper.best_epoch = stopper.epochs_run
+            stopper.reason = (f"val_fraction=0: no held-out items, no early stopping; "
+                              f"ran max_epochs={int(max_epochs)}")
+        elif stopper.epochs_run == 0:
+            stopper.reason = "max_epochs=0: no training"
+        elif initial is not None and stopper.best_epoch == 0 and stopper.best_state is not None:
+            stopper.reason += "; no epoch beat the starting point, which is kept"
+        return stopper
+
+    def _convergence_info(self, stopper: EarlyStopping, phase: str, offset: int, n_heldout: int) -> dict[str, Any]:
+        """``stopper.summary()`` plus where the phase sits in ``history_`` and what was measured."""
+        return {**stopper.summary(), "phase": phase, "history_offset": int(offset),
+                "heldout_items": int(n_heldout), "heldout_objective": self.heldout_description}
+
+    # ----------------------------------------------------- held-out objective
+    #: what ``heldout_objective`` measures (recorded with the convergence summary)
+    heldout_description: ClassVar[str] = ""
+
+    def _targets_at(self, rows: np.ndarray) -> Any:  # pragma: no cover - abstract
+        """The held-out targets of the training items at ``rows`` (prepared at fit time)."""
+        raise NotImplementedError
+
+    def _targets_for(self, tags: list[list[str]]) -> Any:  # pragma: no cover - abstract
+        """The held-out targets of new items' tags, with what the fit learned (word vectors, idf)."""
+        raise NotImplementedError
+
+    def _objective(self, codes: torch.Tensor, targets: Any) -> float:  # pragma: no cover - abstract
+        """The label-free objective of binary ``codes`` (m, b) against ``targets`` (lower is better)."""
+        raise NotImplementedError
+
+    def heldout_objective(self, features: Any = None, tags: Any = None, images: Any = None) -> float:
+        """The method's own objective on held-out training items, on their binary codes (lower is better).
+
+        See ``heldout_description``. ``tags`` are the held-out items' tags (used
+        here only, never by ``encode``); features or images as for ``encode``.
+        """
+        codes = self.encode(features=features, images=images)
+        tags = check_tags(tags, codes.shape[0], name=f"{self.name}: held-out tags")
+        return self._objective(torch.from_numpy(codes), self._targets_for(tags))
+
+    def _state(self, backbone: nn.Module | None = None) -> dict[str, Any]:
+        st = {"head": self.head_.state_dict()}
+        if backbone is not None:
+            st["backbone"] = backbone.state_dict()
+        return st
 
     def _fit(self, features: np.ndarray | None, **inputs: Any) -> None:
         self._check_params()
@@ -278,28 +358,57 @@ class TagHashingBase(Hasher):
             torch.manual_seed(int(self.seed))
             self._fit_seeded(features, dev, **inputs)
 
+    def _split(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(fit rows, held-out rows) of ``rows``: a seeded ``val_fraction`` of the training items given to fit."""
+        a, b = holdout_split(len(rows), float(self.val_fraction), int(self.seed))
+        self.fit_info_["heldout"] = {"val_fraction": float(self.val_fraction), "n_fit": int(a.size),
+                                     "n_heldout": int(b.size)}
+        return rows[a], rows[b]
+
+    def _heldout_targets(self, held: np.ndarray) -> Any:
+        """The held-out items' targets, refused up front when fewer than 2 can be scored."""
+        if not held.size:
+            return None
+        targets = self._targets_at(held)
+        k = int(np.asarray(targets[1]).sum())
+        if k < 2:
+            raise DataError(
+                f"{self.name or type(self).__name__}: only {k} of the {held.size} held-out training items "
+                f"(val_fraction={self.val_fraction}) have tags the objective can use; raise val_fraction, "
+                "or set it to 0 (no early stopping)"
+            )
+        return targets
+
     def _fit_seeded(self, features: np.ndarray | None, dev: torch.device, **inputs: Any) -> None:
         tags: list[list[str]] = inputs["tags"]
         images = inputs.get("images")
         self.fit_info_ = {"device": self.device_}
-        self._prepare_targets(tags)
         self.history_ = {}
         rng = np.random.default_rng(self.seed)
         if not self.end_to_end:
             feats = np.asarray(features, dtype=np.float32)
-            n = feats.shape[0]
+            fit_rows, held = self._split(np.arange(feats.shape[0]))
+            # targets for every item, learned (word vectors, idf) from the fit rows only
+            self._prepare_targets(tags, fit_rows)
             self._build(feats.shape[1])
-            self._set_feature_norm(feats)
+            self._set_feature_norm(feats[fit_rows])
             self.head_.to(dev).train()
             opt = self._optimizer(None)
+            n = fit_rows.size
+            held_x = torch.from_numpy(feats[held]).to(dev)
+            held_t = self._heldout_targets(held)
 
             def batches(epoch, rng):
-                order = rng.permutation(n)
+                order = fit_rows[rng.permutation(n)]
                 for s in range(0, n, self.batch_size):
                     pos = order[s: s + self.batch_size]
                     yield pos, torch.from_numpy(feats[pos]).to(dev)
 
-            self._epochs(n, int(self.epochs), lambda x, e: self.head_(x), batches, opt, rng, "train")
+            evaluate = (lambda: self._eval_head(held_x, held_t)) if held.size else None
+            stopper = self._epochs(n, int(self.max_epochs), lambda x, e: self.head_(x), batches, opt, rng, "train",
+                                   evaluate, self._state)
+            self._restore(stopper, None)
+            self.fit_info_["convergence"] = self._convergence_info(stopper, "train", 0, held.size)
             self.head_.eval()
             return
         # --- end to end: the backbone the cached features came from, fine-tuned
@@ -307,45 +416,96 @@ class TagHashingBase(Hasher):
         subset = np.arange(n_all)
         if self.max_train_images is not None and self.max_train_images < n_all:
             subset = np.sort(rng.choice(n_all, size=int(self.max_train_images), replace=False))
-        n = subset.size
-        self.fit_info_["train_images_used"] = int(n)
         self.fit_info_["train_images_given"] = int(n_all)
+        # the held-out items come out of the images the fit may touch (max_train_images caps both)
+        fit_rows, held = self._split(subset)
+        n = fit_rows.size
+        self.fit_info_["train_images_used"] = int(n)
+        self._prepare_targets(tags, fit_rows)
+        held_t = self._heldout_targets(held)
         backbone = images.build_backbone()
         self._build(int(getattr(backbone, "out_dim", 4096)))
         backbone.to(dev)
         self.head_.to(dev)
         # the initial backbone's FC2 outputs: for the feature standardisation and the head's warm-up
-        feats = self._backbone_features(backbone, images, subset if self.warmup_epochs else subset[:512], dev)
+        feats = self._backbone_features(backbone, images, fit_rows if self.warmup_epochs else fit_rows[:512], dev)
         self._set_feature_norm(feats)
+        warm = None
         if self.warmup_epochs:
             # FC3/H1/H2 first learn alone on these features, so that fine-tuning
             # starts from a working head (see the class doc).
             self.head_.train()
             opt = self._optimizer(None)
+            held_f = self._backbone_features(backbone, images, held, dev) if held.size else None
 
             def warm_batches(epoch, rng):
                 order = rng.permutation(n)
                 for s in range(0, n, self.batch_size):
                     rows = order[s: s + self.batch_size]
-                    yield subset[rows], feats[torch.from_numpy(rows)]
+                    yield fit_rows[rows], feats[torch.from_numpy(rows)]
 
-            self._epochs(n, int(self.warmup_epochs), lambda x, e: self.head_(x), warm_batches, opt, rng, "warmup")
+            warm = self._epochs(n, int(self.warmup_epochs), lambda x, e: self.head_(x), warm_batches, opt, rng,
+                                "warmup", (lambda: self._eval_head(held_f, held_t)) if held.size else None, self._state)
+            self._restore(warm, None)
+            del held_f
         del feats
+        offset = len(self.history_.get("total", []))
         # AlexNet has no batch norm: train mode only switches on the dropout before FC1 and FC2
-        backbone.train(bool(self.dropout))
         self.head_.train()
         opt = self._optimizer(backbone)
 
         def image_batches(epoch, rng):
-            order = subset[rng.permutation(n)]
+            order = fit_rows[rng.permutation(n)]
             for s in range(0, n, self.batch_size):
                 pos = order[s: s + self.batch_size]
                 yield pos, images.tensors(pos)
 
-        self._epochs(n, int(self.epochs), lambda x, e: self.head_(backbone(x.to(dev))), image_batches, opt, rng,
-                     "train")
+        def evaluate() -> float:
+            value = self._eval_images(backbone, images, held, held_t, dev)
+            backbone.train(bool(self.dropout))
+            self.head_.train()
+            return value
+
+        state = lambda: self._state(backbone)  # noqa: E731
+        initial = evaluate() if held.size and self.max_epochs else None
+        backbone.train(bool(self.dropout))
+        stopper = self._epochs(n, int(self.max_epochs), lambda x, e: self.head_(backbone(x.to(dev))), image_batches,
+                               opt, rng, "fine-tuning", evaluate if held.size else None, state, initial=initial)
+        self._restore(stopper, backbone)
+        info = self._convergence_info(stopper, "fine-tuning", offset, held.size)
+        if initial is not None:
+            info["initial_heldout"] = float(initial)
+        if warm is not None:
+            info["warmup"] = self._convergence_info(warm, "warmup", 0, held.size)
+        self.fit_info_["convergence"] = info
         self.backbone_ = backbone.eval()
         self.head_.eval()
+
+    def _restore(self, stopper: EarlyStopping, backbone: nn.Module | None) -> None:
+        """Back to the best epoch's weights (when there was a held-out objective and a best epoch)."""
+        st = stopper.best_state
+        if st is None:
+            return
+        self.head_.load_state_dict(st["head"])
+        if backbone is not None and "backbone" in st:
+            backbone.load_state_dict(st["backbone"])
+
+    @torch.no_grad()
+    def _eval_head(self, x: torch.Tensor, targets: Any) -> float:
+        """The held-out objective of the head's binary codes for FC2 features ``x``."""
+        was = self.head_.training
+        self.head_.eval()
+        codes = torch.cat([self.head_(x[s: s + 4096])[2] > 0 for s in range(0, x.shape[0], 4096)])
+        self.head_.train(was)
+        return self._objective(codes.cpu(), targets)
+
+    @torch.no_grad()
+    def _eval_images(self, backbone: nn.Module, images: Any, rows: np.ndarray, targets: Any,
+                     dev: torch.device) -> float:
+        """The held-out objective of the binary codes of the training images at ``rows`` (eval mode)."""
+        self.head_.eval()
+        feats = self._backbone_features(backbone, images, rows, dev)
+        return self._eval_head(feats, targets)
 
     @torch.no_grad()
     def _backbone_features(self, backbone: nn.Module, images: Any, positions: np.ndarray,

@@ -62,6 +62,8 @@ class _AnchorGraph(Hasher):
 
     deep = False
     requires = frozenset({"features"})
+    # model selection: anchors m and nearest anchors s around the paper's m = 300, s = 2
+    search_space = {"n_anchors": [100, 300, 500], "n_nearest": [2, 3, 5]}
     _bits_per_eigenvector = 1
 
     def __init__(

@@ -60,6 +60,8 @@ class DSH(Hasher):
     paper = "Jin, Li, Lin & Cai, Density sensitive hashing, IEEE Trans. Cybernetics 2014"
     deep = False
     requires = frozenset({"features"})
+    # model selection: groups per bit and neighbour pairs around the paper's alpha = 1.5, r = 3
+    search_space = {"alpha": [1.0, 1.5, 2.0], "r": [2, 3, 5]}
 
     def __init__(self, bits: int = 32, seed: int = 0, alpha: float = 1.5, r: int = 3, kmeans_iter: int = 3) -> None:
         super().__init__(bits=bits, seed=seed)

@@ -50,6 +50,8 @@ class ITQ(Hasher):
     )
     deep = False
     requires = frozenset({"features"})
+    # model selection (hashbench.selection): the iteration count around the paper's 50
+    search_space = {"n_iter": [20, 50, 100]}
 
     def __init__(self, bits: int = 32, seed: int = 0, n_iter: int = 50) -> None:
         super().__init__(bits=bits, seed=seed)

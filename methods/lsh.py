@@ -35,6 +35,7 @@ class LSH(Hasher):
     paper = "Charikar, Similarity estimation techniques from rounding algorithms, STOC 2002"
     deep = False
     requires = frozenset({"features"})
+    search_space: dict = {}  # nothing to tune: random projections
 
     def __init__(self, bits: int = 32, seed: int = 0) -> None:
         super().__init__(bits=bits, seed=seed)

@@ -36,6 +36,7 @@ class PCAH(Hasher):
     paper = "Wang, Kumar & Chang, Semi-supervised hashing for large-scale search, TPAMI 2012"
     deep = False
     requires = frozenset({"features"})
+    search_space: dict = {}  # nothing to tune: the top principal directions
 
     def __init__(self, bits: int = 32, seed: int = 0) -> None:
         super().__init__(bits=bits, seed=seed)

@@ -56,6 +56,7 @@ class SH(Hasher):
     paper = "Weiss, Torralba & Fergus, Spectral hashing, NIPS 2008"
     deep = False
     requires = frozenset({"features"})
+    search_space: dict = {}  # nothing to tune: the paper's SH has no free parameter beyond the code length
 
     def __init__(self, bits: int = 32, seed: int = 0) -> None:
         super().__init__(bits=bits, seed=seed)

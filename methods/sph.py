@@ -84,6 +84,8 @@ class SpH(Hasher):
     paper = "Heo, Lee, He, Chang & Yoon, Spherical hashing, CVPR 2012"
     deep = False
     requires = frozenset({"features"})
+    # model selection: the iteration cap around the default 100 (the convergence thresholds stay the paper's)
+    search_space = {"max_iter": [25, 50, 100, 200]}
 
     def __init__(
         self,

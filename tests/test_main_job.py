@@ -15,10 +15,10 @@ def test_main_job_runs_every_method_and_writes_the_report(tmp_path, capsys):
         "--dataset", "synthetic", "-D", "n_items=260", "-D", "n_query=60",
         "--results", str(results), "--report", str(reports),
         # short schedules: this checks the pipeline, the methods' own tests check learning
-        "--param", "udht.epochs=1", "--param", "udht.warmup_epochs=2", "--param", "udht.max_train_images=64",
-        "--param", "tag-binary-e2e.epochs=1", "--param", "tag-binary-e2e.warmup_epochs=2",
+        "--param", "udht.max_epochs=1", "--param", "udht.warmup_epochs=2", "--param", "udht.max_train_images=64",
+        "--param", "tag-binary-e2e.max_epochs=1", "--param", "tag-binary-e2e.warmup_epochs=2",
         "--param", "tag-binary-e2e.max_train_images=64",
-        "--param", "udht-frozen.epochs=2", "--param", "tag-binary.epochs=2",
+        "--param", "udht-frozen.max_epochs=2", "--param", "tag-binary.max_epochs=2",
         "--param", "dh.max_epochs=2", "--param", "uh-bdnn.max_epochs=1", "--param", "uh-bdnn.lbfgs_iter=5",
         "--param", "deepbit.max_epochs=2",
     ])

@@ -74,7 +74,8 @@ def _record(dataset: str, method: str, bits: int, seed: int, *, ties: str = "ind
     history = {}
     if method == "gamma" and dataset == "toy-a":  # UDHT-like: three loss components
         steps = np.arange(1, 31)
-        history = {"L1": list(1.0 / steps), "L2": list(10.0 / steps + 0.5), "L3": list(0.1 * np.exp(-steps / 10))}
+        history = {"L1": list(1.0 / steps), "L2": list(10.0 / steps + 0.5), "L3": list(0.1 * np.exp(-steps / 10)),
+                   "heldout": list(0.02 + 0.001 * (steps - 25.0) ** 2 / 25)}
     record = {
         "cell_key": f"{dataset}-{method}-{bits}-{seed}-{ties}",
         "hashbench_version": "0.1.0",
@@ -99,6 +100,9 @@ def _record(dataset: str, method: str, bits: int, seed: int, *, ties: str = "ind
         "metrics": metrics,
         "timings": {"fit_s": 1.0},
         "history": history,
+        "fit_info": {"convergence": {"epochs_run": 30, "best_epoch": 25, "phase": "train", "history_offset": 0,
+                                     "stopped_because": "no held-out improvement > 0.0001 for 5 epochs"}}
+        if history else {},
         "provenance": {"code_version": "0.1.0+gtest", "git_commit": "abc123", "python": "3.11", "platform": "test",
                        "libraries": {"numpy": np.__version__}, "hardware": {"cores": 2, "gpu": None},
                        "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00",
@@ -371,6 +375,9 @@ def test_loss_figure_has_a_panel_per_component():
         captured["titles"] = [ax.get_title() for ax in fig.axes if ax.get_visible()]
         captured["ylog"] = [ax.get_yscale() for ax in fig.axes if ax.get_visible()]
         captured["legend"] = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+        captured["note"] = fig._supxlabel.get_text() if fig._supxlabel is not None else ""
+        captured["vlines"] = [sorted({float(ln.get_xdata()[0]) for ln in ax.get_lines() if len(set(ln.get_xdata())) == 1})
+                              for ax in fig.axes if ax.get_visible()]
         return []
 
     import tempfile
@@ -383,8 +390,11 @@ def test_loss_figure_has_a_panel_per_component():
             plots.loss_figure(data, data.groups[0], data.protocols["p0"], "gamma", Path(tmp) / "x", ("png",))
         finally:
             plots._save = real_save
-    assert captured["titles"] == ["L1", "L2", "L3"]
+    assert captured["titles"] == ["L1", "L2", "L3", plots.HELDOUT_TITLE]
     assert captured["legend"] == ["8 bits", "16 bits"]
+    # where and why training stopped: the kept epoch marked in every panel, the reason written out
+    assert captured["vlines"] == [[25.0]] * 4
+    assert "8 bits: kept epoch 25 of 30 (no held-out improvement > 0.0001 for 5 epochs)" in captured["note"]
 
 
 # ------------------------------------------------------------------ grouping and index

@@ -133,7 +133,7 @@ def test_head_shapes_init_and_code_rule():
 
 
 def test_two_learning_rates_apply_to_the_right_parameter_groups():
-    net = udht.UDHT(bits=8, momentum=0.0)
+    net = udht.UDHT(bits=8, momentum=0.0, lr=1e-3)  # the two rates given, not the defaults
     net.head_ = HashHead(4096, 8, 16)
     backbone = torch.nn.Sequential(torch.nn.Linear(3, 4096))  # stands in for AlexNet
     opt = net._optimizer(backbone)
@@ -188,14 +188,15 @@ def _map(h, x, labels):
 def test_frozen_training_lowers_the_loss_and_beats_lsh(name, clusters):
     x, labels, tags = clusters
     # a short schedule of 10 mini-batches per epoch, at 10x the paper's learning rate
-    params = {"word_vector_dim": 16, "epochs": 15} if name == "udht-frozen" else {"epochs": 30}
+    params = {"word_vector_dim": 16, "max_epochs": 15} if name == "udht-frozen" else {"max_epochs": 30}
+    params["val_fraction"] = 0.0  # a fixed schedule: this test is about learning, not stopping
     params["lr"] = 1e-2
     h = hashbench.create(name, bits=16, seed=0, **params)
     with pytest.raises(NotFittedError):
         h.encode(x)
     h.fit(x, tags=tags)
     total = h.history_["total"]
-    assert len(total) == params["epochs"] and total[-1] < total[0]
+    assert len(total) == params["max_epochs"] and total[-1] < total[0]
     codes = h.encode(x)
     assert codes.shape == (len(x), 16) and codes.dtype == np.uint8
     ours = _map(h, x, labels)
@@ -209,14 +210,14 @@ def test_frozen_training_lowers_the_loss_and_beats_lsh(name, clusters):
 
 def test_udht_records_word_vectors_and_l1_l2_l3(clusters):
     x, _, tags = clusters
-    h = hashbench.create("udht-frozen", bits=8, epochs=2, word_vector_dim=16).fit(x, tags=tags)
-    assert set(h.history_) == {"total", "L1", "L2", "L3"} and all(len(v) == 2 for v in h.history_.values())
+    h = hashbench.create("udht-frozen", bits=8, max_epochs=2, word_vector_dim=16).fit(x, tags=tags)
+    assert set(h.history_) == {"total", "L1", "L2", "L3", "heldout"} and all(len(v) == 2 for v in h.history_.values())
     assert all(v < 0 for v in h.history_["L3"])  # the paper's sign
     info = h.fit_info_["word_vectors"]
     assert info["source"] == "trained" and info["dim"] == 16 and info["vocabulary_size"] == 18
     assert h.head_.h2.out_features == 16  # H2 has the word-vector dimension
     hist = h.training_history()
-    assert set(hist) == {"total", "L1", "L2", "L3"}
+    assert set(hist) == {"total", "L1", "L2", "L3", "heldout"}
 
 
 def test_images_without_known_tags_are_masked_not_nan(clusters, tmp_path):
@@ -224,18 +225,19 @@ def test_images_without_known_tags_are_masked_not_nan(clusters, tmp_path):
     # vectors for two class words only: most images lose some tags, many lose all
     path = tmp_path / "small.txt"
     path.write_text("2 3\nsky 1 0 0\ndog 0 1 0\n")
-    h = hashbench.create("udht-frozen", bits=8, epochs=2, word_vectors=str(path), aggregation="idf")
+    h = hashbench.create("udht-frozen", bits=8, max_epochs=2, word_vectors=str(path), aggregation="idf")
     h.fit(x, tags=tags)
     stats = h.fit_info_["tags"]
     assert stats["n_images_all_oov"] > 100 and stats["n_oov_occurrences"] > 0
     assert all(np.isfinite(v).all() for v in h.history_.values())
     assert h.fit_info_["word_vectors"]["source"] == "file"
     with pytest.raises(DataError, match="vocabulary"):
-        hashbench.create("udht-frozen", bits=8, epochs=1, word_vectors=str(path)).fit(
+        hashbench.create("udht-frozen", bits=8, max_epochs=1, word_vectors=str(path)).fit(
             x[:3], tags=[["car"], ["tree"], ["road"]])
 
 
-@pytest.mark.parametrize("bad", [{"epochs": -1}, {"batch_size": 1}, {"reduction": "avg"}, {"margin": -1.0},
+@pytest.mark.parametrize("bad", [{"max_epochs": -1}, {"patience": 0}, {"min_delta": -1.0}, {"val_fraction": 1.0},
+                                 {"l1_target_scale": -0.5}, {"batch_size": 1}, {"reduction": "avg"}, {"margin": -1.0},
                                  {"aggregation": "max"}, {"feature_norm": "whiten"}, {"lr": 0.0}])
 def test_bad_parameters_are_refused(bad, clusters):
     x, _, tags = clusters
@@ -252,8 +254,8 @@ def test_end_to_end_short_cpu_training_on_tiny_images():
     train = np.arange(8, 40)
     images = ImageInput(data, train, spec)
     tags = [data.tags[i] for i in train]
-    h = hashbench.create("udht", bits=8, seed=0, epochs=1, warmup_epochs=1, batch_size=16, word_vector_dim=8,
-                         device="cpu")
+    h = hashbench.create("udht", bits=8, seed=0, max_epochs=1, warmup_epochs=1, batch_size=16, word_vector_dim=8,
+                         val_fraction=0.0, device="cpu")
     h.fit(tags=tags, images=images)
     initial = images.build_backbone()
     fc2 = dict(initial.named_parameters())["classifier.4.weight"]
@@ -265,7 +267,8 @@ def test_end_to_end_short_cpu_training_on_tiny_images():
     assert codes.shape == (8, 8) and set(np.unique(codes)) <= {0, 1}
     np.testing.assert_array_equal(codes, h.encode(images=ImageInput(data, np.arange(8), spec)))
     # the tag-binary baseline end to end, without warm-up (the paper's joint schedule)
-    b = tag_binary.TagBinaryEndToEnd(bits=8, epochs=1, warmup_epochs=0, batch_size=16, device="cpu")
+    b = tag_binary.TagBinaryEndToEnd(bits=8, max_epochs=1, warmup_epochs=0, batch_size=16, val_fraction=0.0,
+                                     device="cpu")
     b.fit(tags=tags, images=images)
     assert b.history_["end_to_end"] == [1.0] and np.isfinite(b.history_["L4"]).all()
     assert b.encode(images=ImageInput(data, np.arange(8), spec)).shape == (8, 8)

@@ -51,8 +51,10 @@ Conventions (each an ``EvalConfig`` field, recorded in ``result.config``)
 ------------------------------------------------------------------------
 ``ties`` -- the order of items at equal Hamming distance:
 
-* ``"index"`` (default): by database index (a stable sort on distance).
-* ``"random"``: each query q has its own uniformly random permutation of the database
+* ``"index"``: by database index (a stable sort on distance). Splits store the database
+  in item order, so this follows the dataset's file order (NUS-WIDE groups its images by
+  concept): not the default. The peer presets use it, as their evaluators do.
+* ``"random"`` (default): each query q has its own uniformly random permutation of the database
   indices, ordering items within a tie group; it comes from a Fisher-Yates shuffle driven
   by splitmix64 seeded with (``seed``, q) (``_kernels.fill_permutation``), so the result
   depends on ``seed`` only: not on chunking, threads or device.

@@ -16,7 +16,7 @@ import numpy as np
 from hashbench.errors import ConfigError, DataError
 from hashbench.evaluation import _kernels
 from hashbench.evaluation._inputs import Packed, pack_inputs
-from hashbench.evaluation.config import EvalConfig, topk_key
+from hashbench.evaluation.config import DEFAULT_TIES, EvalConfig, topk_key
 
 EVALUATOR_VERSION = 1
 
@@ -275,7 +275,7 @@ def evaluate(query_codes: Any, db_codes: Any, query_labels: Any, db_labels: Any,
 
 
 def mean_average_precision(query_codes: Any, db_codes: Any, query_labels: Any, db_labels: Any,
-                           topk: Optional[int] = 5000, ties: str = "index",
+                           topk: Optional[int] = 5000, ties: str = DEFAULT_TIES,
                            empty: str = "zero", *, preset: Optional[str] = None,
                            seed: int = 0, device: str = "auto") -> float:
     """mAP@topk (topk=None: the whole database) under the given conventions."""

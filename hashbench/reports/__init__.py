@@ -13,6 +13,7 @@ What comes out (``out/``)::
     tables/published_<metric>_<dataset>.tex|.md|.csv   ours beside the published numbers (when the setting matches)
     tables/significance.csv          the paired tests behind the daggers
     figures/published_<dataset>.png|.pdf|.svg          ours against published, per method
+    tables/hyperparameters.md|.csv   each method's hyper-parameters, how they were chosen, stopping epochs
     figures/pr_<dataset>_<b>bits.png|.pdf              precision-recall curves (UDHT Fig. 2)
     figures/map_vs_bits_<dataset>.png|.pdf             mAP against code length
     figures/precision_at_n_<dataset>_<b>bits.png|.pdf  precision@N
@@ -98,6 +99,7 @@ def generate_reports(
     """
     from .. import __version__
     from .html import write_html
+    from .hyperparams import write_hyperparameters
     from .index import write_index
     from .plots import published_figure, write_figures
 
@@ -171,6 +173,7 @@ def generate_reports(
                 paths.figures += section.figures
             published[group].append(section)
 
+    paths.tables += write_hyperparameters(data, out_path / "tables")
     common = dict(tables=tables, figures=figs, significance=sig_files, published=published,
                   results_arg=str(results), out_arg=str(out), version=__version__)
     write_index(data, out_path, **common)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .collect import ConventionGroup, ReportData
+from .hyperparams import index_lines
 from .tables import MetricTable, describe_metric
 
 
@@ -114,6 +115,7 @@ def write_index(
             + (f"{p.chance:.4f}" if p.chance is not None else "not recorded"),
         ]
     lines += ["", "## Provenance", "", *provenance_lines(data), ""]
+    lines += index_lines(data)
 
     for group in data.groups:
         heading = "##" if len(data.groups) == 1 else "###"

@@ -52,6 +52,8 @@ UDHT_COMPONENTS = {
     "L3": "L3: quantisation (sec. 3.4.3)",
     "L4": "L4: contrastive, baseline (sec. 3.5)",
 }
+#: the held-out objective that early stopping watches (recorded per epoch as ``history["heldout"]``)
+HELDOUT_TITLE = "held-out objective"
 
 
 def _subplots(kind: str, nrows: int = 1, ncols: int = 1):
@@ -266,6 +268,7 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
     cells = cells[(cells.protocol == protocol.key) & (cells.method == method)]
     cells = cells.sort_values(["bits", "seed"]).drop_duplicates("bits")
     histories = {int(b): (data.frame.at[r, "cell"].record.get("history") or {}) for r, b in zip(cells.index, cells.bits)}
+    stops = {int(b): _stop_marks(data.frame.at[r, "cell"].record) for r, b in zip(cells.index, cells.bits)}
     # histories also carry per-epoch bookkeeping that is not a loss (UDHT's phase flag, L4's beta)
     components = sorted({k for h in histories.values() for k, v in h.items()
                          if isinstance(v, list) and v and k not in NOT_LOSSES})
@@ -287,6 +290,8 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
                            marker=("o", "s", "^", "D", "v", "P")[j % 6],
                            markevery=max(1, y.size // 8), markersize=4, linewidth=1.3)
             handles[f"{b} bits"] = h
+            for x in stops[b][0]:  # the epoch whose weights were kept (early stopping)
+                ax.axvline(x, color=st.color, linestyle=ls, linewidth=0.9, alpha=0.6)
         allv = np.concatenate(values) if values else np.array([])
         finite = allv[np.isfinite(allv)]
         if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
@@ -303,8 +308,27 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
     seed_note = f", seed {seeds[0]}" if len(seeds) == 1 else ", lowest seed per code length"
     fig.suptitle(f"{display} on {protocol.label}: training loss per component{seed_note}{_subtitle(protocol)}",
                  fontsize="medium")
+    notes = [f"{b} bits: {stops[b][1]}" for b in histories if stops[b][1]]
+    if notes:  # where and why training stopped; the vertical lines mark the kept epochs
+        fig.supxlabel("vertical lines: kept epoch. " + "; ".join(notes), fontsize="x-small", wrap=True)
     _legend(fig, handles, title="Code length")
     return _save(fig, path, formats)
+
+
+def _stop_marks(record: dict[str, Any]) -> tuple[list[int], str]:
+    """(history indices of the kept epochs, a note on where and why training stopped) from
+    ``fit_info["convergence"]`` (a warm-up phase, when recorded, has its own)."""
+    conv = (record.get("fit_info") or {}).get("convergence")
+    if not isinstance(conv, dict) or "epochs_run" not in conv:
+        return [], ""
+    marks, parts = [], []
+    for c in ([conv["warmup"]] if isinstance(conv.get("warmup"), dict) else []) + [conv]:
+        off = int(c.get("history_offset", 0))
+        if c.get("best_epoch"):
+            marks.append(off + int(c["best_epoch"]))
+        phase = f"{c['phase']} " if c.get("phase") not in (None, "train") else ""
+        parts.append(f"{phase}kept epoch {c.get('best_epoch', 0)} of {c['epochs_run']} ({c.get('stopped_because', '')})")
+    return marks, ", ".join(parts)
 
 
 def write_figures(data: ReportData, group: ConventionGroup, folder: Path, formats: Iterable[str],
@@ -332,6 +356,8 @@ def write_figures(data: ReportData, group: ConventionGroup, folder: Path, format
 
 
 def _component_title(method: str, component: str) -> str:
+    if component == "heldout":
+        return HELDOUT_TITLE
     if "udht" in method.lower():
         return UDHT_COMPONENTS.get(component, component)
     return component

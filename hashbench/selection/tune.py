@@ -1,0 +1,136 @@
+"""``python -m hashbench tune``: select hyper-parameters on the validation split of a dataset.
+
+Builds the dataset, its split and the backbone exactly as a run does, hands
+selection the training role only (its FC2 features are extracted for the
+training items alone, so no query or database-only image is even decoded),
+saves the validation split, and runs :func:`~hashbench.selection.search.run_selection`
+for every method x bit length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..datasets import get_dataset
+from ..errors import ConfigError
+from ..features import BackboneSpec, ImageInput, extract_features
+from ..registry import available_methods, get_method, resolve_method
+from ..storage import atomic_write_json, json_digest
+from .search import SELECTION_DIR, TrainingData, run_selection, selection_folder
+from .validation import validation_split
+
+
+@dataclass
+class TuneConfig:
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=lambda: ["all"])
+    bits: list[int] = field(default_factory=lambda: [32])
+    criterion: str = "labels"
+    trials: int = 8
+    search_seed: int = 0
+    seed: int = 0
+    val_size: int | float = 0.2
+    val_seed: int = 0
+    topk: int | None = 5000
+    split_seed: int = 0
+    split_file: Path | None = None
+    results: Path = Path("results")
+    cache: Path | None = None
+    weights: str | None = None
+    backbone_seed: int = 0
+    device: str = "auto"
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    force: bool = False
+    progress: bool = True
+
+
+def _methods(names: list[str], has_tags: bool) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            out += [m for m in available_methods() if has_tags or "tags" not in get_method(m).requires]
+            continue
+        cls, _ = resolve_method(name)  # unknown method or configuration: ConfigError naming the known ones
+        if "tags" in cls.requires and not has_tags:
+            raise ConfigError(f"method {name!r} learns from tags, and the dataset has none")
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run the selection of every method x bit length; returns the selection records."""
+    from ..runner import _check_grid
+
+    _check_grid(config.bits, [config.seed])
+    dataset = get_dataset(config.dataset, root=config.data_root, **config.dataset_options)
+    methods = _methods(config.methods, dataset.has_tags)
+    for m in config.method_params:
+        if m not in methods:
+            raise ConfigError(f"parameters given for {m!r}, which is not being tuned ({', '.join(methods)})")
+    if config.split_file is not None:
+        from ..datasets.prepare import load_split
+
+        split = load_split(config.split_file, dataset)
+    else:
+        split = dataset.make_split(config.split_seed)
+    split_key = json_digest(split.to_json(dataset.ids))
+    backbone = BackboneSpec(weights=config.weights or dataset.default_weights, seed=config.backbone_seed,
+                            resize=dataset.default_resize, crop=dataset.default_crop)
+    train = np.asarray(split.train)
+    vsplit = validation_split(train.size, config.val_size, config.val_seed)
+    ids = [dataset.ids[i] for i in train]
+    folder = Path(config.results) / dataset.results_key() / SELECTION_DIR
+    vkey = vsplit.key(ids)
+    vpath = folder / "validation" / f"{vkey}.json"
+    if not vpath.is_file():
+        atomic_write_json(vpath, {"split_key": split_key, **vsplit.to_json(ids)})
+    echo(f"dataset {dataset.results_key()}: training role {train.size} items -> fit on {vsplit.fit.size}, "
+         f"{vsplit.val.size} validation queries (seed {vsplit.seed}, saved as {vpath})")
+    feats, info = extract_features(dataset, train, backbone, cache=config.cache, device=config.device,
+                                   progress=config.progress)
+    data = TrainingData(
+        ids=ids,
+        features=np.asarray(feats),
+        labels=dataset.labels[train],
+        tags=[dataset.tags[i] for i in train] if dataset.has_tags else None,  # type: ignore[index]
+        images=lambda positions: ImageInput(dataset, train[np.asarray(positions)], backbone),
+    )
+    context = {
+        "dataset": dataset.fingerprint(),
+        "dataset_key": dataset.results_key(),
+        "split_key": split_key,
+        "backbone": backbone.to_dict(),
+        "features_cache_key": info.get("cache_key"),
+    }
+    records = []
+    for method in methods:
+        for bits in config.bits:
+            records.append(run_selection(
+                method, bits, data, vsplit,
+                criterion=config.criterion, n_trials=config.trials, search_seed=config.search_seed,
+                seed=config.seed, params=config.method_params.get(method), topk=config.topk,
+                folder=selection_folder(config.results, dataset.results_key(), method, bits, config.criterion),
+                context={**context, "validation_split_file": str(vpath.relative_to(config.results))},
+                force=config.force, echo=echo,
+            ))
+    return records
+
+
+def format_records(records: list[dict[str, Any]]) -> str:
+    """A plain-text table of every trial, the chosen one marked."""
+    lines = []
+    for r in records:
+        lines.append(f"{r['method']} {r['bits']} bits, criterion {r['criterion']} ({r['n_trials_run']} of "
+                     f"{r['grid_size']} grid points, budget {r['budget']}): chosen {r['chosen'] or '(defaults)'}")
+        for t in sorted(r["trials"], key=lambda t: -t["score"]):
+            mark = "*" if t["trial"] == r["best_trial"] else " "
+            stop = (t.get("convergence") or {}).get("best_epoch")
+            lines.append(f"  {mark} {t['score']:.4f}  {t['params'] or '(defaults)'}"
+                         + (f"  best epoch {stop}" if stop else ""))
+    return "\n".join(lines)

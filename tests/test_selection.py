@@ -1,0 +1,369 @@
+"""Model selection: the validation split, search spaces, the two criteria, resume, and blindness to queries."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hashbench import ConfigError, DataError, Hasher, ResultsError
+from hashbench.cli import main
+from hashbench.datasets import random_split, register_dataset
+from hashbench.registry import register_method, unregister_method
+from hashbench.selection import (
+    TrainingData,
+    TuneConfig,
+    check_search_space,
+    plan_trials,
+    run_selection,
+    tune,
+    validation_split,
+)
+from hashbench.reports import load_report_data
+from hashbench.reports.hyperparams import hyperparameter_rows
+from hashbench.selection.criteria import neighbour_relevance
+from hashbench.store import iter_cells
+
+from .conftest import TinyDataset
+
+
+# ----------------------------------------------------------------- test methods and datasets
+class _Projection(Hasher):
+    """Random projections whose quality depends on ``k`` (k-th of a few seeded draws); counts its fits."""
+
+    search_space = {"k": [0, 1, 2, 3, 4]}
+    fits: list[int] = []
+    interrupt_at: int | None = None
+
+    def __init__(self, bits: int = 32, seed: int = 0, k: int = 0, scale: float = 1.0) -> None:
+        super().__init__(bits=bits, seed=seed)
+        self.k = k
+        self.scale = scale
+
+    def _fit(self, features):
+        if self.k == type(self).interrupt_at:
+            type(self).interrupt_at = None
+            raise KeyboardInterrupt
+        type(self).fits.append(self.k)
+        rng = np.random.default_rng([self.seed, self.k])
+        self.mean_ = features.mean(0)
+        self.w_ = rng.standard_normal((features.shape[1], self.bits))
+
+    def _encode(self, features):
+        return ((features - self.mean_) @ self.w_ > 0).astype(np.uint8)
+
+
+class _WithObjective(_Projection):
+    """A label-free objective of its own: |k - 2| + 0.5 (lower is better): selection must pick k = 2."""
+
+    def heldout_objective(self, features=None, tags=None, images=None):
+        assert features is not None and features.shape[0] == 12  # the validation queries, nothing else
+        return abs(self.k - 2) + 0.5
+
+
+@pytest.fixture
+def projection():
+    register_method("sel-projection")(_Projection)
+    register_method("sel-objective")(_WithObjective)
+    _Projection.fits = []
+    yield _Projection
+    unregister_method("sel-projection")
+    unregister_method("sel-objective")
+
+
+def _training(n=60, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    classes = rng.integers(0, 3, n)
+    centres = rng.standard_normal((3, d)) * 3
+    feats = (centres[classes] + rng.standard_normal((n, d))).astype(np.float32)
+    return TrainingData(ids=[f"t{i}" for i in range(n)], features=feats, labels=np.eye(3, dtype=np.uint8)[classes])
+
+
+class _DeepStub(_Projection):
+    """A 'deep' method that records where its (pretend) early stopping stopped."""
+
+    display_name = "deep stub"
+    deep = True
+
+    def _fit(self, features):
+        super()._fit(features)
+        self.fit_info_ = {"convergence": {"max_epochs": 9, "epochs_run": 4 + (self.bits > 8),
+                                          "best_epoch": 2 + (self.bits > 8)}}
+
+
+# ----------------------------------------------------------------- validation split
+def test_validation_split_is_seeded_disjoint_and_covers_the_training_role():
+    a = validation_split(100, 0.2, seed=3)
+    assert a.val.size == 20 and a.fit.size == 80
+    assert not set(a.val) & set(a.fit) and set(a.val) | set(a.fit) == set(range(100))
+    b = validation_split(100, 20, seed=3)
+    np.testing.assert_array_equal(a.val, b.val)  # a count and the same fraction agree
+    assert not np.array_equal(a.val, validation_split(100, 0.2, seed=4).val)
+
+
+@pytest.mark.parametrize("size", [99, 100, 150])
+def test_validation_split_larger_than_the_training_role_is_refused(size):
+    with pytest.raises(ConfigError, match=rf"validation split of {size} items is larger than the training role.*100 items"):
+        validation_split(100, size, seed=0)
+
+
+def test_validation_split_bad_sizes():
+    with pytest.raises(ConfigError, match="fraction must be in"):
+        validation_split(100, 1.5, seed=0)
+    with pytest.raises(ConfigError, match="at least 2"):
+        validation_split(100, 1, seed=0)
+
+
+# ----------------------------------------------------------------- search spaces
+def test_search_space_with_an_unknown_parameter_names_it_and_the_accepted_ones(projection):
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) 'kk'; accepted: k, scale"):
+        check_search_space(projection, {"kk": [1, 2]})
+    with pytest.raises(ConfigError, match="may not tune bits"):
+        check_search_space(projection, {"bits": [8, 16]})
+    with pytest.raises(ConfigError, match="non-empty list"):
+        check_search_space(projection, {"k": []})
+
+    class Bad(_Projection):
+        search_space = {"learning_rate": [0.1]}  # a plugin's typo
+
+    with pytest.raises(ConfigError, match="'learning_rate'"):
+        run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), space=Bad.search_space,
+                      echo=lambda s: None)
+
+
+def test_plan_is_the_whole_grid_within_budget_and_a_seeded_subset_beyond():
+    space = {"a": [1, 2, 3], "b": ["x", "y"]}
+    full = plan_trials(space, 10, seed=0)
+    assert len(full) == 6 and {(p["a"], p["b"]) for p in full} == {(a, b) for a in (1, 2, 3) for b in "xy"}
+    part = plan_trials(space, 4, seed=0)
+    assert part == full[:4] and len({json.dumps(p) for p in part}) == 4  # without replacement
+    assert plan_trials(space, 4, seed=0) == part
+    assert plan_trials({}, 5, seed=0) == [{}]  # nothing to tune: one trial with the defaults
+
+
+def test_builtin_search_spaces_are_valid_and_hold_the_defaults():
+    from hashbench.registry import available_methods, get_method
+
+    for name in available_methods():
+        cls = get_method(name)
+        space = check_search_space(cls)
+        defaults = cls().get_params()
+        for param, values in space.items():
+            assert defaults[param] in values, f"{name}: the default {param}={defaults[param]!r} is not a candidate"
+
+
+# ----------------------------------------------------------------- criteria
+def test_labels_criterion_scores_validation_map_and_picks_the_best(projection):
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    rec = run_selection("sel-projection", 8, data, vs, n_trials=5, echo=lambda s: None)
+    from hashbench.evaluation import mean_average_precision
+
+    for t in rec["trials"]:  # each score is the tie-aware validation mAP of that trial, recomputed here
+        h = _Projection(bits=8, k=t["params"]["k"]).fit(data.features[vs.fit])
+        expect = mean_average_precision(h.encode(data.features[vs.val]), h.encode(data.features[vs.fit]),
+                                        data.labels[vs.val], data.labels[vs.fit], topk=5000, ties="tie-aware")
+        assert t["score"] == pytest.approx(expect)
+    assert rec["best_score"] == max(t["score"] for t in rec["trials"])
+    assert rec["params"]["k"] == rec["chosen"]["k"] and rec["n_trials_run"] == 5 and rec["grid_size"] == 5
+
+
+def test_label_free_uses_the_methods_own_objective(projection):
+    rec = run_selection("sel-objective", 8, _training(), validation_split(60, 12, 0), criterion="label-free",
+                        n_trials=5, echo=lambda s: None)
+    assert rec["chosen"] == {"k": 2}
+    assert {t["params"]["k"]: t["objective"] for t in rec["trials"]}[0] == 2.5
+    assert all(t["measure"].startswith("minus the method's own") for t in rec["trials"])
+
+
+def test_label_free_generic_criterion_reads_no_label(projection):
+    data = _training()
+    scrambled = TrainingData(ids=data.ids, features=data.features, labels=data.labels[::-1].copy())
+    vs = validation_split(60, 12, 0)
+    a = run_selection("sel-projection", 8, data, vs, criterion="label-free", n_trials=5, echo=lambda s: None)
+    b = run_selection("sel-projection", 8, scrambled, vs, criterion="label-free", n_trials=5, echo=lambda s: None)
+    assert [t["score"] for t in a["trials"]] == [t["score"] for t in b["trials"]]
+    assert a["trials"][0]["measure"].startswith("Euclidean-neighbour")
+    # ... while the labels criterion does read them (the invariance above is not vacuous)
+    c = run_selection("sel-projection", 8, data, vs, n_trials=5, echo=lambda s: None)
+    d = run_selection("sel-projection", 8, scrambled, vs, n_trials=5, echo=lambda s: None)
+    assert [t["score"] for t in c["trials"]] != [t["score"] for t in d["trials"]]
+
+
+def test_neighbour_relevance_matches_brute_force():
+    rng = np.random.default_rng(1)
+    v, f = rng.standard_normal((7, 5)), rng.standard_normal((50, 5))
+    q_lab, f_lab = neighbour_relevance(v, f, fraction=0.1)
+    dist = ((v[:, None, :] - f[None, :, :]) ** 2).sum(-1)
+    for q in range(7):
+        expect = set(np.argsort(dist[q])[:5])
+        shared = {j for j in range(50) if (q_lab[q] & f_lab[j]).any()}
+        assert shared == expect
+
+
+# ----------------------------------------------------------------- storage and resume
+def test_interrupted_selection_resumes_without_repeating_finished_trials(projection, tmp_path):
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    kw = dict(n_trials=4, echo=lambda s: None)
+    reference = run_selection("sel-projection", 8, data, vs, **kw)
+    order = [t["params"]["k"] for t in reference["trials"]]
+    folder = tmp_path / "sel"
+    _Projection.fits, _Projection.interrupt_at = [], order[2]
+    with pytest.raises(KeyboardInterrupt):
+        run_selection("sel-projection", 8, data, vs, folder=folder, **kw)
+    assert _Projection.fits == order[:2]
+    assert len((folder / "trials.jsonl").read_text().splitlines()) == 2
+    _Projection.fits = []
+    resumed = run_selection("sel-projection", 8, data, vs, folder=folder, **kw)
+    assert _Projection.fits == order[2:]  # only the unfinished trials ran
+    assert [(t["params"], t["score"]) for t in resumed["trials"]] == \
+        [(t["params"], t["score"]) for t in reference["trials"]]
+    assert json.loads((folder / "selection.json").read_text())["chosen"] == reference["chosen"]
+    # a line cut short by an interruption is run again, with a warning
+    lines = (folder / "trials.jsonl").read_text().splitlines()
+    (folder / "trials.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
+    _Projection.fits = []
+    with pytest.warns(UserWarning, match="unreadable trial"):
+        run_selection("sel-projection", 8, data, vs, folder=folder, **kw)
+    assert _Projection.fits == [order[3]]
+    # another configuration in the same folder is refused; --force starts afresh
+    with pytest.raises(ResultsError, match="another configuration"):
+        run_selection("sel-projection", 8, data, vs, folder=folder, n_trials=3, echo=lambda s: None)
+    _Projection.fits = []
+    run_selection("sel-projection", 8, data, vs, folder=folder, n_trials=3, force=True, echo=lambda s: None)
+    assert len(_Projection.fits) == 3
+
+
+# ----------------------------------------------------------------- never a query item
+class _Split(TinyDataset):
+    """The tiny set with a database larger than the training role (database-only items exist)."""
+
+    name = "sel-tiny"
+
+    def make_split(self, seed: int = 0):
+        return random_split(len(self), self.n_query, seed=seed, protocol="random", n_train=40)
+
+
+class _Poisoned(_Split):
+    """Query and database-only items poisoned: shuffled labels, garbage tags, images that cannot be read."""
+
+    name = "sel-tiny"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        split = self.make_split(0)
+        other = np.setdiff1d(np.arange(len(self)), split.train)
+        rng = np.random.default_rng(99)
+        self.labels = self.labels.copy()
+        self.labels[other] = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, other.size)]
+        for i in other:
+            self.tags[i] = ["poison", "yellow", "red"]
+        self._poisoned = set(other.tolist())
+
+    def load_image(self, index):
+        if index in self._poisoned:
+            raise DataError(f"selection read the image of item {index}, which is not in the training role")
+        return super().load_image(index)
+
+
+def _clean_factory(**kw):
+    return _Split(**kw)
+
+
+def _poisoned_factory(**kw):
+    return _Poisoned(**kw)
+
+
+register_dataset("sel-tiny-clean", summary="tests only")(_clean_factory)
+register_dataset("sel-tiny-poisoned", summary="tests only")(_poisoned_factory)
+
+
+def _tune(tmp_path, dataset, methods, criterion="labels", **kw):
+    cfg = TuneConfig(dataset=dataset, methods=methods, bits=[8], criterion=criterion, trials=3, val_size=10,
+                     results=tmp_path / dataset, progress=False, **kw)
+    return tune(cfg, echo=lambda s: None)
+
+
+def _outcome(records):
+    return [(r["method"], r["chosen"], [(t["params"], round(t["score"], 12)) for t in r["trials"]]) for r in records]
+
+
+def test_selection_never_reads_a_query_or_database_only_item(tmp_path):
+    clean_ds, poisoned_ds = _Split(), _Poisoned()
+    split = clean_ds.make_split(0)
+    assert np.setdiff1d(split.database, split.train).size > 0  # database-only items exist
+    assert (clean_ds.labels[split.query] != poisoned_ds.labels[split.query]).any()
+    for criterion in ("labels", "label-free"):
+        clean = _tune(tmp_path / criterion, "sel-tiny-clean", ["itq", "dsh"], criterion)
+        poisoned = _tune(tmp_path / criterion, "sel-tiny-poisoned", ["itq", "dsh"], criterion)
+        assert _outcome(clean) == _outcome(poisoned)
+        assert all(r["n_trials_run"] == 3 for r in clean)
+    saved = list((tmp_path / "labels" / "sel-tiny-clean" / "sel-tiny" / "selection" / "validation").glob("*.json"))
+    assert len(saved) == 1
+    vs = json.loads(saved[0].read_text())
+    train_ids = {clean_ds.ids[i] for i in split.train}
+    assert set(vs["validation"]) | set(vs["fit"]) == train_ids and not set(vs["validation"]) & set(vs["fit"])
+
+
+def test_tune_then_run_selected_records_the_selection_in_each_cell(tmp_path, capsys):
+    res = str(tmp_path / "res")
+    common = ["--dataset", "tiny-test", "-q", "--results", res]
+    assert main(["tune", *common, "--methods", "itq,lsh", "--bits", "8", "--trials", "2", "--val-size", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "itq 8 bits, criterion labels (2 of 3 grid points, budget 2)" in out
+    assert main(["run", *common, "--no-report", "--methods", "itq,lsh", "--bits", "8", "--selected", "labels"]) == 0
+    cells = {c.record["method"]["name"]: c.record for c in iter_cells(res)}
+    sel = cells["itq"]["method"]["selection"]
+    assert sel["criterion"] == "labels" and sel["n_trials_run"] == 2
+    assert cells["itq"]["method"]["params"]["n_iter"] == sel["chosen"]["n_iter"]
+    assert cells["lsh"]["method"]["selection"]["chosen"] == {}
+    # the report says, per method, what it ran with and how it was chosen; deep methods' stopping epochs
+    register_method("sel-deep")(_DeepStub)
+    try:
+        assert main(["run", *common, "--no-report", "--methods", "sel-deep", "--bits", "8,16"]) == 0
+    finally:
+        unregister_method("sel-deep")
+    from hashbench.reports import generate_reports
+
+    generate_reports(res, tmp_path / "rep", figures=False)
+    rows = {r["method"]: r for r in hyperparameter_rows(load_report_data(res))}
+    assert rows["ITQ"]["hyper-parameters"] == f"n_iter={sel['chosen']['n_iter']}"
+    assert "selected on a validation split" in rows["ITQ"]["how chosen"] and "`labels`" in rows["ITQ"]["how chosen"]
+    assert rows["deep stub"]["how chosen"].startswith("defaults")
+    assert rows["deep stub"]["stopping epoch (best of run)"] == "2 of 4 (max 9) (8 bits), 3 of 5 (max 9) (16 bits)"
+    index = (tmp_path / "rep" / "index.md").read_text()
+    assert "## Hyper-parameters and model selection" in index and "n_iter=" in index
+    # no stored selection for these bits: a clear error that says which tune command makes it
+    assert main(["run", *common, "--no-report", "--methods", "itq", "--bits", "16", "--selected", "labels"]) == 2
+    assert "tune --methods itq --bits 16 --criterion labels" in capsys.readouterr().err
+
+
+def test_tune_refuses_an_unknown_configuration_and_a_too_large_validation_split(tmp_path, capsys):
+    common = ["tune", "--dataset", "tiny-test", "-q", "--results", str(tmp_path / "r"), "--bits", "8"]
+    assert main([*common, "--methods", "itq@nope"]) == 2
+    assert "has no configuration 'nope'" in capsys.readouterr().err
+    assert main([*common, "--methods", "itq", "--val-size", "500"]) == 2
+    assert "validation split of 500 items is larger than the training role" in capsys.readouterr().err
+
+
+def test_defaults_record_keeps_every_trial_and_gives_the_end_to_end_twins_their_frozen_twins_heads():
+    from hashbench.selection.defaults import build_record
+
+    trial = {"trial": 0, "params": {"lr": 0.01}, "score": 0.7, "measure": "validation mAP@5000", "fit_s": 1.0}
+    rec = {"method": "udht-frozen", "bits": 32, "budget": 2, "chosen": {"lr": 0.01}, "search_space": {"lr": [0.01]},
+           "grid_size": 1, "validation_split": {"seed": 0}, "search_seed": 0, "seed": 0, "fixed_params": {},
+           "best_trial": 0, "best_score": 0.7, "trials": [trial]}
+    out = build_record([rec], criterion="labels")
+    assert out["methods"]["udht-frozen"]["defaults"] == {"lr": 0.01}
+    assert out["methods"]["udht-frozen"]["trials"][0]["score"] == 0.7
+    assert out["methods"]["udht"]["defaults"] == {"lr": 0.01} and out["methods"]["udht"]["how"].startswith("inherited")
+    assert "tag-binary-e2e" not in out["methods"]  # its twin was not selected
+
+
+def test_a_parameter_both_fixed_and_searched_is_refused(projection):
+    with pytest.raises(ConfigError, match="k both fixed"):
+        run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), params={"k": 1},
+                      echo=lambda s: None)
+    with pytest.raises(ConfigError, match="unknown selection criterion 'mAP'"):
+        run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), criterion="mAP",
+                      echo=lambda s: None)
