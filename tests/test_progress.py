@@ -86,7 +86,7 @@ def _run_logged(tmp_path, *extra):
     env["HASHBENCH_CACHE"] = str(tmp_path / "cache")
     log = tmp_path / f"log{len(extra)}.txt"
     cmd = [sys.executable, "-m", "hashbench", "run", "--dataset", "synthetic", "-D", "n_items=120", "-D", "n_query=20",
-           "--methods", "lsh,udht-frozen", "--bits", "8", "--param", "udht-frozen.epochs=2", "--no-report",
+           "--methods", "lsh,udht-frozen", "--bits", "8", "--param", "udht-frozen.max_epochs=2", "--no-report",
            "--results", str(tmp_path / "res"), "--force", *extra]
     with open(log, "w") as f:  # stdout and stderr into one file, as a batch job does
         proc = subprocess.run(cmd, env=env, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, timeout=300)
