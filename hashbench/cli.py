@@ -289,8 +289,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         extra={"realism": prepare_realism},
     )
     print(format_prepare_report(report))
-    if report.get("realism"):
-        print(format_realism(report["realism"]["report"], report["realism"]["reference"]))
+    realism = report.get("realism")
+    if realism and realism.get("report"):
+        print(format_realism(realism["report"], realism["reference"]))
+    elif realism:
+        print(f"realism report: not computed: {realism['error']}")
     return 0
 
 

@@ -278,3 +278,23 @@ def test_word_vectors_of_tags_extract_more_than_binary_tags_but_are_no_labels(de
     w2v_map = map_from_scores(mean[split.query] @ mean[split.database].T, relevant)
     count_map = map_from_scores(tags[split.query] @ tags[split.database].T, relevant)
     assert count_map + 0.03 < w2v_map < chance + 0.25, (chance, count_map, w2v_map)
+
+
+# ----------------------------------------------------------------------------- generator version and streams
+def test_generator_version_enters_the_fingerprint(monkeypatch):
+    import hashbench.datasets.synthetic as synthetic
+
+    ds = get_dataset("synthetic", n_items=50, n_query=10)
+    assert ds.config["generator_version"] == synthetic.GENERATOR_VERSION == 2  # 2: calibrated (issue 17)
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", 1)
+    old = get_dataset("synthetic", n_items=50, n_query=10)
+    # same items otherwise, but features cached and results stored under version 1 do not match
+    assert old.tags == ds.tags and old.fingerprint_key() != ds.fingerprint_key()
+
+
+def test_tagging_options_change_tags_only():
+    a = get_dataset("synthetic", n_items=120, n_query=20, seed=5)
+    b = get_dataset("synthetic", n_items=120, n_query=20, seed=5, tag_rate=0.3, noise_tags=5.0, confusion_rate=2.0)
+    assert a.tags != b.tags
+    assert np.array_equal(a.labels, b.labels) and np.array_equal(a.scenes, b.scenes)
+    assert a.load_image(7).tobytes() == b.load_image(7).tobytes()

@@ -34,12 +34,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..datasets.base import HashingDataset, Split
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 BITS = (12, 24, 32, 48)
 REFERENCE_FILE = Path(__file__).with_name("mirflickr25k_cleaned.csv")
 #: datasets whose report is printed beside the real MIRFLICKR figures (stand-ins for it)
-REFERENCE_FOR = ("synthetic", "mirflickr")
+REFERENCE_FOR = ("synthetic", "mirflickr25k")
 
 
 def reference_figures() -> dict[str, dict[str, Any]]:
@@ -96,7 +96,11 @@ def image_statistics(features: np.ndarray, labels: np.ndarray, split: Split, *, 
     ftr = rows(tr)
     for method in ("lsh", "itq"):
         for b in bits:
-            h = create(method, bits=int(b), seed=seed).fit(ftr)
+            try:
+                h = create(method, bits=int(b), seed=seed).fit(ftr)
+            except ConfigError:  # e.g. ITQ on fewer training items than bits: that row is n/a
+                out[f"{method}@{b}"] = None
+                continue
             out[f"{method}@{b}"] = evaluate(h.encode(fq), h.encode(fdb), ql, dl, cfg).metrics["mAP@all"]
     return out
 
@@ -129,7 +133,11 @@ def prepare_realism(dataset: HashingDataset, split: Split, features: np.ndarray 
     if dataset.tags is None:
         return None
     reference = reference_figures() if dataset.name in REFERENCE_FOR else None
-    return {"report": realism_report(dataset, split, features, items), "reference": reference}
+    try:
+        report = realism_report(dataset, split, features, items)
+    except DataError as exc:  # e.g. too few tags to train vectors: say why, keep the rest of prepare's report
+        return {"report": None, "reference": reference, "error": str(exc)}
+    return {"report": report, "reference": reference}
 
 
 ROWS = (("chance", "chance (pairs sharing a label)"),
@@ -155,16 +163,21 @@ def format_realism(report: dict[str, Any], reference: dict[str, dict[str, Any]] 
         if key not in report:
             continue
         v = report[key]
-        line = f"  {label:<{width}} {v:7.3f} {'' if key == 'chance' else f'{v - chance:+8.3f}':>8}"
+        if v is None:
+            line = f"  {label:<{width}} {'n/a':>7} {'':>8}"
+        else:
+            line = f"  {label:<{width}} {v:7.3f} {'' if key == 'chance' else f'{v - chance:+8.3f}':>8}"
         if reference and key in reference:
             rv = reference[key]["value"]
             rc = reference["paper_chance" if "@" in key else "chance"]["value"]
             line += f"   {rv:14.3f} {'' if key == 'chance' else f'{rv - rc:+8.3f}':>8}"
         lines.append(line)
     if reference:
-        lines.append("  real MIRFLICKR: tag rows measured on the real cleaned subset (20,015 items, 2,000 queries); "
-                     "LSH/ITQ rows from the UDHT paper's Table 2 (ImageNet AlexNet FC2, against its chance 0.55); "
-                     f"sources in {REFERENCE_FILE.name}")
+        lines.append("  real MIRFLICKR: tag rows measured on the real cleaned subset (20,015 items, 2,000 queries);")
+        lines.append("  LSH/ITQ rows from the UDHT paper's Table 2 (ImageNet AlexNet FC2, against its chance 0.55);")
+        lines.append(f"  sources: hashbench/realism/{REFERENCE_FILE.name}")
+    if any(report.get(k, 0) is None for k, _ in ROWS):
+        lines.append("  n/a: the method cannot produce that many bits from so few training items")
     return "\n".join(lines)
 
 
