@@ -329,7 +329,7 @@ def test_tune_then_run_selected_records_the_selection_in_each_cell(tmp_path, cap
     rows = {r["method"]: r for r in hyperparameter_rows(load_report_data(res))}
     assert rows["ITQ"]["hyper-parameters"] == f"n_iter={sel['chosen']['n_iter']}"
     assert "selected on a validation split" in rows["ITQ"]["how chosen"] and "`labels`" in rows["ITQ"]["how chosen"]
-    assert rows["deep stub"]["how chosen"].startswith("defaults")
+    assert rows["deep stub"]["how chosen"].startswith("the method's defaults")
     assert rows["deep stub"]["stopping epoch (best of run)"] == "2 of 4 (max 9) (8 bits), 3 of 5 (max 9) (16 bits)"
     index = (tmp_path / "rep" / "index.md").read_text()
     assert "## Hyper-parameters and model selection" in index and "n_iter=" in index

@@ -39,8 +39,9 @@ def _how_chosen(records: dict[int, dict[str, Any]], method: str) -> str:
     sels = {b: (r.get("method") or {}).get("selection") for b, r in records.items()}
     config = next((r["method"].get("configuration") for r in records.values() if r["method"].get("configuration")), None)
     if not any(sels.values()):
-        base = f"named configuration @{config}" if config else "defaults"
-        return base + " (not selected on this dataset; see the README for how the defaults were chosen)"
+        if config:
+            return f"named configuration @{config} (its values as the configuration states them; not selected here)"
+        return "the method's defaults (no `tune` selection used by this run; the README says how the defaults were chosen)"
     s = next(v for v in sels.values() if v)
     crit = s.get("criterion")
     label = ("criterion `labels`: validation mAP with training-role labels (the field's usual practice)"
