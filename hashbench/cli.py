@@ -374,7 +374,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         methods=args.methods, bits=args.bits, criterion=args.criterion, trials=args.trials,
         search_seed=args.search_seed, seed=args.seed, val_size=val_size, val_seed=args.val_seed,
         topk=topk[0], split_seed=args.split_seed, split_file=args.split_file, results=args.results,
-        cache=args.cache_dir, weights=args.weights, device=args.device,
+        cache=args.cache_dir, weights=args.weights, backbone=args.backbone, device=args.device or "auto",
         method_params=_method_params(args.param), force=args.force, progress=not args.quiet,
     )
     records = tune(config)

@@ -53,7 +53,7 @@ _DOC = """
     clusters than any benchmark's classes, so that a cluster is finer than a
     class rather than a merge of several (setting C to the true class count
     would quietly use label knowledge, as pludh.md warns). An integer fixes it;
-    ``search_space`` offers 25/50/100 for model selection on the training role.
+    ``search_space`` offers "auto", 25, 50 and 100 for model selection on the training role.
 
     Network. *Paper*: a deep hashing network (which backbone is *unknown*:
     ``preferred_backbone`` is None). *Ours*: the hash layer u = tanh(W x + c)
@@ -199,7 +199,7 @@ class PLUDH(_PLUDHMixin, CodeLearner):
     paper = PAPER
     requires = frozenset({"features"})
     end_to_end = False
-    search_space = {"n_clusters": [25, 50, 100], "alpha": [0.1, 1.0, 10.0], "beta": [0.01, 0.1, 1.0]}
+    search_space = {"n_clusters": ["auto", 25, 50, 100], "alpha": [0.1, 1.0, 10.0], "beta": [0.01, 0.1, 1.0]}
 
     def __init__(
         self,
@@ -263,7 +263,7 @@ class PLUDHEndToEnd(_PLUDHMixin, CodeLearner):
     end_to_end = True
     in_default_run = False
     not_in_default_run_because = "end-to-end fine-tuning on a CPU cannot fit the main job's budget"
-    search_space = {"n_clusters": [25, 50, 100], "alpha": [0.1, 1.0, 10.0], "beta": [0.01, 0.1, 1.0]}
+    search_space = {"n_clusters": ["auto", 25, 50, 100], "alpha": [0.1, 1.0, 10.0], "beta": [0.01, 0.1, 1.0]}
 
     def __init__(
         self,

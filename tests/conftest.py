@@ -72,6 +72,21 @@ def _isolated_cache(tmp_path_factory):
         os.environ["HASHBENCH_CACHE"] = old
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny torch matrices run faster on one thread, and a shared 2-core machine stays responsive.
+
+    Modules of small deep-method tests opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

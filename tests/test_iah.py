@@ -39,7 +39,7 @@ def test_category_aware_map_equals_brute_force():
     ql = rng.integers(0, 2, (nq, n_cat))
     dl = rng.integers(0, 2, (ndb, n_cat))
     ql[:, 4] = 0  # a category no query asks for is left out of the mean
-    res = evaluate_category_aware(qp, dp, ql, dl, EvalConfig(topk=(10, None), device="cpu"))
+    res = evaluate_category_aware(qp, dp, ql, dl, EvalConfig(topk=(10, None), ties="index", device="cpu"))
     expected = {}
     for k, key in ((10, "mAP@10"), (ndb, "mAP@all")):
         per_cat = []

@@ -20,12 +20,7 @@ from hashbench.features import BackboneSpec, ImageInput
 from hashbench_methods import deepbit, dh, uh_bdnn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def clusters(n: int = 600, d: int = 32, k: int = 8, seed: int = 0) -> np.ndarray:

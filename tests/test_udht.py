@@ -25,13 +25,7 @@ from hashbench_methods._udht_net import (
 T = torch.tensor
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The tiny matrices here run faster on one thread, and a shared 2-core machine stays responsive."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------- losses by hand

@@ -20,12 +20,7 @@ from hashbench_methods._heldout import heldout_l1, heldout_l4
 from .test_udht import clustered_with_tags
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,7 @@ FEATURE_MODES = ["usdh", "pludh"]
 FAST = {"max_epochs": 30, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def clustered(n: int = 600, d: int = 64, k: int = 5, seed: int = 0, sep: float = 3.0,

@@ -73,13 +73,14 @@ class Style:
         return {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
 
 
-#: The paper's methods keep these colours in every figure of every run (12 distinct colours,
+#: The paper's methods keep these colours in every figure of every run (16 distinct colours,
 #: none grey: grey is the chance level). Other methods and named configurations draw from
 #: EXTRA_COLOURS by a stable hash of their name, skipping colours already taken in the report.
 METHOD_COLOURS = {
     "itq": "#1f77b4", "pcah": "#ff7f0e", "lsh": "#2ca02c", "dsh": "#9467bd", "sph": "#8c564b",
     "sh": "#e377c2", "agh": "#17becf", "agh2": "#bcbd22", "tag-binary": "#000075", "tag-binary-e2e": "#469990",
-    "udht-frozen": "#f032e6", "udht": "#d62728",
+    "udht-frozen": "#f032e6", "udht": "#d62728", "dh": "#aaffc3", "uh-bdnn": "#808000", "deepbit": "#ffd8b1",
+    "deepbit-e2e": "#dcbeff",
 }
 EXTRA_COLOURS = ("#800000", "#000000", "#b8860b", "#4363d8", "#7cb342", "#9a6324", "#5c4d7d", "#e6550d",
                  "#00a087", "#c51b7d", "#3c5488", "#a0522d")

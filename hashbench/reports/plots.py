@@ -291,7 +291,7 @@ def loss_figure(data: ReportData, group: ConventionGroup, protocol: Protocol, me
                            markevery=max(1, y.size // 8), markersize=4, linewidth=1.3)
             handles[f"{b} bits"] = h
             for x in stops[b][0]:  # the epoch whose weights were kept (early stopping)
-                ax.axvline(x, color=st.color, linestyle=ls, linewidth=0.9, alpha=0.6)
+                ax.axvline(x, color=BIT_COLOURS[j % len(BIT_COLOURS)], linestyle=ls, linewidth=0.9, alpha=0.6)
         allv = np.concatenate(values) if values else np.array([])
         finite = allv[np.isfinite(allv)]
         if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:

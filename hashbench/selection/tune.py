@@ -17,8 +17,7 @@ import numpy as np
 
 from ..datasets import get_dataset
 from ..errors import ConfigError
-from ..features import BackboneSpec, ImageInput, extract_features
-from ..registry import available_methods, get_method, resolve_method
+from ..features import ImageInput, backbone_for, dataset_features, results_suffix
 from ..storage import atomic_write_json, json_digest
 from .search import SELECTION_DIR, TrainingData, run_selection, selection_folder
 from .validation import validation_split
@@ -43,6 +42,7 @@ class TuneConfig:
     results: Path = Path("results")
     cache: Path | None = None
     weights: str | None = None
+    backbone: str | None = None  # None: the dataset's default (as in a run)
     backbone_seed: int = 0
     device: str = "auto"
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -50,26 +50,13 @@ class TuneConfig:
     progress: bool = True
 
 
-def _methods(names: list[str], has_tags: bool) -> list[str]:
-    out: list[str] = []
-    for name in names:
-        if name == "all":
-            out += [m for m in available_methods() if has_tags or "tags" not in get_method(m).requires]
-            continue
-        cls, _ = resolve_method(name)  # unknown method or configuration: ConfigError naming the known ones
-        if "tags" in cls.requires and not has_tags:
-            raise ConfigError(f"method {name!r} learns from tags, and the dataset has none")
-        out.append(name)
-    return list(dict.fromkeys(out))
-
-
 def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run the selection of every method x bit length; returns the selection records."""
-    from ..runner import _check_grid
+    from ..runner import _check_grid, resolve_methods
 
     _check_grid(config.bits, [config.seed])
     dataset = get_dataset(config.dataset, root=config.data_root, **config.dataset_options)
-    methods = _methods(config.methods, dataset.has_tags)
+    methods = resolve_methods(config.methods, dataset)  # "all" means what it means for a run
     for m in config.method_params:
         if m not in methods:
             raise ConfigError(f"parameters given for {m!r}, which is not being tuned ({', '.join(methods)})")
@@ -80,19 +67,19 @@ def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dic
     else:
         split = dataset.make_split(config.split_seed)
     split_key = json_digest(split.to_json(dataset.ids))
-    backbone = BackboneSpec(weights=config.weights or dataset.default_weights, seed=config.backbone_seed,
-                            resize=dataset.default_resize, crop=dataset.default_crop)
+    backbone = backbone_for(dataset, config.backbone, config.weights, config.backbone_seed)
+    dataset_key = dataset.results_key() + results_suffix(backbone)  # the run's results folder
     train = np.asarray(split.train)
     vsplit = validation_split(train.size, config.val_size, config.val_seed)
     ids = [dataset.ids[i] for i in train]
-    folder = Path(config.results) / dataset.results_key() / SELECTION_DIR
+    folder = Path(config.results) / dataset_key / SELECTION_DIR
     vkey = vsplit.key(ids)
     vpath = folder / "validation" / f"{vkey}.json"
     if not vpath.is_file():
         atomic_write_json(vpath, {"split_key": split_key, **vsplit.to_json(ids)})
-    echo(f"dataset {dataset.results_key()}: training role {train.size} items -> fit on {vsplit.fit.size}, "
+    echo(f"dataset {dataset_key}: training role {train.size} items -> fit on {vsplit.fit.size}, "
          f"{vsplit.val.size} validation queries (seed {vsplit.seed}, saved as {vpath})")
-    feats, info = extract_features(dataset, train, backbone, cache=config.cache, device=config.device,
+    feats, info = dataset_features(dataset, train, backbone, cache=config.cache, device=config.device,
                                    progress=config.progress)
     data = TrainingData(
         ids=ids,
@@ -103,7 +90,7 @@ def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dic
     )
     context = {
         "dataset": dataset.fingerprint(),
-        "dataset_key": dataset.results_key(),
+        "dataset_key": dataset_key,
         "split_key": split_key,
         "backbone": backbone.to_dict(),
         "features_cache_key": info.get("cache_key"),
@@ -115,7 +102,7 @@ def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dic
                 method, bits, data, vsplit,
                 criterion=config.criterion, n_trials=config.trials, search_seed=config.search_seed,
                 seed=config.seed, params=config.method_params.get(method), topk=config.topk,
-                folder=selection_folder(config.results, dataset.results_key(), method, bits, config.criterion),
+                folder=selection_folder(config.results, dataset_key, method, bits, config.criterion),
                 context={**context, "validation_split_file": str(vpath.relative_to(config.results))},
                 force=config.force, echo=echo,
             ))
