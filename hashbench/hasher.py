@@ -81,6 +81,8 @@ class Hasher:
     deep: ClassVar[bool] = False
     requires: ClassVar[frozenset[str]] = frozenset({"features"})
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    #: how the defaults of ``__init__`` were chosen, when a record says so (recorded with every result)
+    defaults_chosen_by: ClassVar[str] = ""
     configurations: ClassVar[dict[str, dict[str, Any]]] = {}
     in_default_run: ClassVar[bool] = True
     not_in_default_run_because: ClassVar[str] = ""
@@ -235,6 +237,7 @@ class Hasher:
             "paper": cls.paper,
             "deep": bool(cls.deep),
             "supervised": cls.is_supervised(),
+            **({"defaults_chosen_by": cls.defaults_chosen_by} if cls.defaults_chosen_by else {}),
             "requires": sorted(cls.requires),
             "in_default_run": bool(cls.in_default_run),
         }

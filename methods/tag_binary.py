@@ -14,6 +14,7 @@ from hashbench.tags import binary_tag_matrix
 
 from ._heldout import HELDOUT_L4_MARGIN, heldout_l4
 from ._udht_net import TagHashingBase, contrastive_loss, quantization_loss
+from ._selected import defaults_chosen_by
 from .udht import PAPER
 
 #: Section 3.5 and 4.2 as printed; the margin is not given (ours stays), 50 epochs as for UDHT
@@ -195,6 +196,7 @@ class TagBinary(_TagBinaryMixin, TagHashingBase):
     )
 
     display_name = "Tag-binary baseline (frozen backbone)"
+    defaults_chosen_by = defaults_chosen_by("tag-binary")
     #: 12 points: the learning rate, and the quantisation weight lambda3 against lambda4 = 1
     #: (the baseline's only loss-weight ratio; the paper grid-searched its weights over 0.01-100)
     search_space = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "lambda3": [0.1, 1.0, 10.0]}
@@ -234,6 +236,7 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
     )
 
     display_name = "Tag-binary baseline"
+    defaults_chosen_by = defaults_chosen_by("tag-binary-e2e")
     search_space = {"lr": [1e-3, 1e-2, 3e-2], "lambda3": [0.1, 1.0, 10.0]}
     configurations = {"paper": {**_PAPER, **_E2E}, "authors-code": {**_AUTHORS, **_E2E}}
     summary = "UDHT paper's baseline: AlexNet fine-tuned with H1 and a contrastive loss on shared binary tags"

@@ -18,6 +18,7 @@ from hashbench.tags import aggregate_tag_vectors, document_frequency, load_word_
 
 from ._heldout import heldout_l1
 from ._udht_net import TagHashingBase, hinge_loss, pairwise_similarity_loss, quantization_loss
+from ._selected import defaults_chosen_by
 
 PAPER = "Gattupalli & Li, Unsupervised Deep Image Hashing through Tag Embeddings, arXiv:1806.05804 (2018)"
 
@@ -245,6 +246,7 @@ class UDHTFrozen(_UDHTMixin, TagHashingBase):
     )
 
     display_name = "UDHT (frozen backbone)"
+    defaults_chosen_by = defaults_chosen_by("udht-frozen")
     #: what model selection may tune (a 12-point grid): the new layers' learning rate, which moved
     #: mAP by 0.12 on the synthetic set, and the hinge weight lambda2 over the paper's own range
     #: (section 4.4: 0.01-100, "higher values of lambda2 gave significantly better mAP").
@@ -369,6 +371,7 @@ class UDHT(_UDHTMixin, TagHashingBase):
     )
 
     display_name = "UDHT"
+    defaults_chosen_by = defaults_chosen_by("udht")
     #: 9 points: every end-to-end trial fine-tunes AlexNet, so a coarser learning-rate grid than
     #: ``udht-frozen``'s; the pre-trained layers keep the paper's 1e-4
     search_space = {"lr": [1e-3, 1e-2, 3e-2], "lambda2": [1.0, 10.0, 100.0]}

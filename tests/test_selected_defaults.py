@@ -35,3 +35,21 @@ def test_the_record_chose_the_best_trial_on_the_validation_split_with_labels():
         assert best["params"] == entry["defaults"] and best["score"] == entry["best_score"]
         assert len({json.dumps(t["params"], sort_keys=True) for t in entry["trials"]}) == len(entry["trials"])
     assert len(budgets) == 1  # the same number of trials for every selected method
+
+
+def test_every_result_and_report_says_how_the_defaults_were_chosen(tmp_path):
+    from hashbench.reports.collect import load_report_data
+    from hashbench.reports.hyperparams import hyperparameter_rows
+    from hashbench.runner import RunConfig, run
+
+    for name in _record()["methods"]:
+        said = get_method(name).info()["defaults_chosen_by"]
+        assert "selected by `tune`" in said and "selected_defaults.json" in said
+        assert ("inherited" in said) == name.endswith(("e2e", "udht"))
+    assert "defaults_chosen_by" not in get_method("itq").info()  # nothing selected it
+    run(RunConfig(dataset="synthetic", dataset_options={"n_items": 200, "n_query": 40}, methods=["udht-frozen", "lsh"],
+                  bits=[8], results=tmp_path, progress=False, method_params={"udht-frozen": {"max_epochs": 1}}),
+        echo=lambda s: None)
+    rows = {r["method"]: r["how chosen"] for r in hyperparameter_rows(load_report_data(tmp_path))}
+    assert "selected by `tune`" in rows["UDHT (frozen backbone)"] and "lambda2=10, lr=0.01" in rows["UDHT (frozen backbone)"]
+    assert "selected by `tune`" not in rows["LSH"]

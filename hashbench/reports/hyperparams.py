@@ -41,6 +41,10 @@ def _how_chosen(records: dict[int, dict[str, Any]], method: str) -> str:
     if not any(sels.values()):
         if config:
             return f"named configuration @{config} (its values as the configuration states them; not selected here)"
+        shipped = next((r["method"].get("defaults_chosen_by") for r in records.values()
+                        if r["method"].get("defaults_chosen_by")), None)
+        if shipped:
+            return f"the method's defaults, {shipped}"
         return "the method's defaults (no `tune` selection used by this run; the README says how the defaults were chosen)"
     s = next(v for v in sels.values() if v)
     crit = s.get("criterion")
