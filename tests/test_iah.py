@@ -217,3 +217,13 @@ def test_report_keeps_the_supervised_reference_apart_and_unranked(iah_run, tmp_p
     assert names.index(next(k for k in names if k.startswith("IAH"))) > names.index(next(k for k in names if k.startswith("LSH")))
     tex = (tmp_path / "rep" / "tables" / "map-at-all.tex").read_text()
     assert tex.count("\\midrule") >= 3  # header, then LSH | IAH | chance separated
+
+
+def test_report_has_a_category_aware_table(iah_run, tmp_path):
+    from hashbench.reports import generate_reports
+
+    generate_reports(iah_run["_results"], tmp_path / "rep", figures=False)
+    md = (tmp_path / "rep" / "tables" / "category-aware-map-at-all.md").read_text()
+    assert "Category-aware retrieval" in md
+    value = iah_run["iah"]["metrics"]["category-aware mAP@all"]
+    assert f"{value:.4f}" in md and "LSH" not in md.split("|", 1)[1]  # only the method that has pieces

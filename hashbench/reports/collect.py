@@ -125,8 +125,15 @@ def methods_in_order(cells: pd.DataFrame) -> list[tuple[str, str, bool]]:
     return sorted(triples, key=lambda r: method_sort_key(*r, supervised=bool(sup.get(r[0], False))))
 
 
+#: the prefix of category-aware retrieval's metrics (hashbench.evaluation.category)
+CATEGORY_AWARE = "category-aware "
+
+
 def metric_sort_key(metric: str) -> tuple:
-    """The paper's order: mAP@50000 (Table 2), mAP@5000 (Table 3), other K, mAP@all, then P@N, P@r, R@r."""
+    """The paper's order: mAP@50000 (Table 2), mAP@5000 (Table 3), other K, mAP@all, then P@N, P@r, R@r;
+    category-aware mAP@K last, in the same order among themselves."""
+    if metric.startswith(CATEGORY_AWARE):
+        return (4, metric_sort_key(metric[len(CATEGORY_AWARE):]))
     kind, _, arg = metric.partition("@")
     family = {"mAP": 0, "P": 1, "R": 2}.get(kind, 3)
     if arg == "all":
@@ -260,7 +267,8 @@ class ReportData:
     def metrics(self, group: ConventionGroup) -> list[str]:
         """The metrics present in a group, in the paper's table order ("chance" excluded)."""
         sub = self.cells(group)
-        names = [c for c in self.frame.columns if c.startswith(("mAP@", "P@", "R@")) and sub[c].notna().any()]
+        names = [c for c in self.frame.columns
+                 if c.startswith(("mAP@", "P@", "R@", CATEGORY_AWARE + "mAP@")) and sub[c].notna().any()]
         return sorted(names, key=metric_sort_key)
 
     def per_query(self, row: int) -> dict[str, np.ndarray]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .collect import ConventionGroup, Protocol, ReportData, per_query_key, slug
+from .collect import CATEGORY_AWARE, ConventionGroup, Protocol, ReportData, per_query_key, slug
 from .significance import PairedTest, paired_test
 
 DECIMALS = 4
@@ -45,6 +45,11 @@ _PRECISION_LIKE = ("mAP@", "P@")
 
 def describe_metric(metric: str, protocols: list[Protocol] | None = None) -> str:
     """The metric in words (with its effective cut-off when the database is smaller than K)."""
+    if metric.startswith(CATEGORY_AWARE):
+        inner = describe_metric(metric[len(CATEGORY_AWARE):], protocols)
+        return ("Category-aware retrieval (one code piece per category: a query asks for each of its labels c, "
+                "only the c-th pieces are compared, relevant = carries c; the mean over categories of "
+                "the per-category value): " + inner[0].lower() + inner[1:])
     kind, _, arg = metric.partition("@")
     if kind == "mAP":
         if arg == "all":
