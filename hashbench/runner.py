@@ -361,8 +361,11 @@ class Runner:
             return CellOutcome(method, bits, seed, "computed", path, m)
 
     def _images(self, role: str) -> ImageInput:
+        from .features import resolve_device
+
         return ImageInput(self.dataset, getattr(self.split, role), self.backbone, cache=self.config.cache,
-                          workers=self.config.workers)
+                          workers=self.config.workers,
+                          pin_memory=self.config.workers > 0 and resolve_device(self.config.device).startswith("cuda"))
 
     def _evaluate_pieces(self, hasher: Hasher, feats: dict[str, np.ndarray] | None):
         from .evaluation.category import evaluate_category_aware
@@ -521,6 +524,8 @@ class _CellJob:
                 load_plugin_file(path)
         runner = _WORKER_RUNNERS.get(state["token"])
         if runner is None:
+            # bytes this run's own parent process pickled (joblib and dask ship every task as a pickle
+            # anyway): the transport of our own object between our processes, never a file from outside
             runner = pickle.loads(state["blob"])
             _WORKER_RUNNERS.clear()  # one run at a time per worker process
             _WORKER_RUNNERS[state["token"]] = runner

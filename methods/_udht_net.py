@@ -456,9 +456,8 @@ class TagHashingBase(Hasher):
 
         def image_batches(epoch, rng):
             order = fit_rows[rng.permutation(n)]
-            for s in range(0, n, self.batch_size):
-                pos = order[s: s + self.batch_size]
-                yield pos, images.tensors(pos)
+            # through the ImageInput's loader: DataLoader workers decode the next batches meanwhile (--workers)
+            yield from images.loader([order[s: s + self.batch_size] for s in range(0, n, self.batch_size)])
 
         def evaluate() -> float:
             value = self._eval_images(backbone, images, held, held_t, dev)
@@ -514,8 +513,9 @@ class TagHashingBase(Hasher):
         backbone.eval()
         out = torch.empty((len(positions), int(getattr(backbone, "out_dim", 4096))), device=dev)
         bs = max(self.batch_size, 64)
-        for s in range(0, len(positions), bs):
-            out[s: s + bs] = backbone(images.tensors(positions[s: s + bs]).to(dev))
+        batches = [positions[s: s + bs] for s in range(0, len(positions), bs)]
+        for s, (_, x) in zip(range(0, len(positions), bs), images.loader(batches)):
+            out[s: s + bs] = backbone(x.to(dev))
         return out
     # -------------------------------------------------------------- encoding
     @torch.no_grad()

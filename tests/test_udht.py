@@ -268,6 +268,23 @@ def test_end_to_end_short_cpu_training_on_tiny_images():
     assert b.encode(images=ImageInput(data, np.arange(8), spec)).shape == (8, 8)
 
 
+def test_end_to_end_training_reads_through_dataloader_workers_with_the_same_result():
+    from hashbench.datasets import get_dataset
+
+    data = get_dataset("tiny-test", n_items=40, n_query=8)
+    spec = BackboneSpec(weights="random", resize=64, crop=64)
+    train = np.arange(8, 40)
+    tags = [data.tags[i] for i in train]
+    fitted = []
+    for workers in (0, 1):
+        h = hashbench.create("udht", bits=8, seed=0, max_epochs=1, warmup_epochs=1, batch_size=16,
+                             word_vector_dim=8, val_fraction=0.0, device="cpu")
+        h.fit(tags=tags, images=ImageInput(data, train, spec, workers=workers))
+        fitted.append((h.history_, h.encode(images=ImageInput(data, np.arange(8), spec, workers=workers))))
+    assert fitted[0][0] == fitted[1][0]  # the same batches, the same losses, epoch by epoch
+    np.testing.assert_array_equal(fitted[0][1], fitted[1][1])
+
+
 def test_registered_with_the_right_inputs():
     assert hashbench.get_method("udht").requires == frozenset({"images", "tags"})
     assert hashbench.get_method("udht-frozen").requires == frozenset({"features", "tags"})
