@@ -4,6 +4,8 @@
   :class:`ConfigError` for out-of-range parameters;
 * :func:`seeded`: every torch random draw of a fit comes from the method's
   seed, in a forked generator (the caller's random state is untouched);
+* :func:`minibatch_epoch`: one epoch of mini-batch steps (finite-loss check,
+  per-component means), the inner loop of DH, DeepBit and IAH;
 * :func:`train_early_stopped`: the epoch loop of ``methods/_convergence.py``:
   train an epoch, measure the method's own objective on the held-out training
   items, keep the best epoch's state, stop when it stops improving, and record
@@ -14,12 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from hashbench import ConfigError
+from hashbench import ConfigError, DataError
 
 from ._convergence import EarlyStopping, check_convergence_params
 
@@ -64,6 +66,37 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(int(seed))
         yield
+
+
+def minibatch_epoch(
+    batches: Iterable[Any],
+    loss_of: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
+    opt: torch.optim.Optimizer,
+    *,
+    failure: str,
+    min_size: int = 2,
+) -> dict[str, float]:
+    """One optimiser step per batch of rows; returns the per-batch mean of each part ``loss_of`` reports.
+
+    Batches with fewer than ``min_size`` rows are skipped (a trailing item has no
+    pair, spread or triplet to learn from). A non-finite loss stops the fit with a
+    :class:`DataError`: ``failure`` says whose loss and where, with ``{}`` for the value.
+    """
+    sums: dict[str, float] = {}
+    steps = 0
+    for rows in batches:
+        if len(rows) < min_size:
+            continue
+        loss, parts = loss_of(rows)
+        if not torch.isfinite(loss):
+            raise DataError(failure.format(loss.item()) + "; lower lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+        steps += 1
+    return {k: v / max(steps, 1) for k, v in sums.items()}
 
 
 def train_early_stopped(

@@ -18,7 +18,7 @@ from hashbench.features import resolve_device
 from hashbench.validation import check_features
 
 from ._convergence import EarlyStopping, holdout_split
-from ._deep import check_common, check_int, check_number, seeded, train_early_stopped
+from ._deep import check_common, check_int, check_number, minibatch_epoch, seeded, train_early_stopped
 
 PAPER = ("Lin, Lu, Chen & Zhou, Learning compact binary descriptors with unsupervised deep neural networks, "
          "CVPR 2016")
@@ -194,22 +194,9 @@ class _DeepBitBase(Hasher):
         def epoch(e: int) -> dict[str, float]:
             head.train()
             order = rng.permutation(n)
-            sums: dict[str, float] = {}
-            steps = 0
-            for s in range(0, n, batch):
-                rows = order[s: s + batch]
-                if rows.size < 2:
-                    continue
-                loss, parts = loss_of_rows(torch.from_numpy(rows))
-                if not torch.isfinite(loss):
-                    raise DataError(f"{self.name}: the loss became {loss.item()} in stage {stage}; lower lr")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                steps += 1
-            out = {k: v / max(steps, 1) for k, v in sums.items()}
+            out = minibatch_epoch((order[s: s + batch] for s in range(0, n, batch)),
+                                  lambda rows: loss_of_rows(torch.from_numpy(rows)), opt,
+                                  failure=f"{self.name}: the loss became {{}} in stage {stage}")
             out["stage"] = float(stage)
             return out
 

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from hashbench import DataError, Hasher, register_method
+from hashbench import Hasher, register_method
 from hashbench.features import resolve_device
 
 from ._convergence import EarlyStopping, holdout_split
-from ._deep import check_common, check_hidden, check_int, check_number, seeded, train_early_stopped
+from ._deep import check_common, check_hidden, check_int, check_number, minibatch_epoch, seeded, train_early_stopped
 
 PAPER = ("Liong, Lu, Wang, Moulin & Zhou, Deep hashing for compact binary codes learning, CVPR 2015 "
          "(the unsupervised DH, section 3)")
@@ -206,22 +206,11 @@ class DH(Hasher):
         def epoch(e: int) -> dict[str, float]:
             self.net_.train()
             order = torch.from_numpy(rng.permutation(n)).to(dev)
-            sums: dict[str, float] = {}
-            steps = 0
-            for s in range(0, n, int(self.batch_size)):
-                idx = order[s: s + int(self.batch_size)]
-                if idx.numel() < 2:  # a trailing single item: no spread to learn from
-                    continue
-                loss, parts = dh_objective(self.net_, self.net_(x_fit[idx], transformed=True), self.n_train_, *lams)
-                if not torch.isfinite(loss):
-                    raise DataError(f"{self.name}: the objective became {loss.item()} at epoch {e + 1}; lower lr")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                steps += 1
-            return {k: v / max(steps, 1) for k, v in sums.items()}
+            bs = int(self.batch_size)
+            return minibatch_epoch(  # a trailing single item has no spread to learn from: skipped
+                (order[s: s + bs] for s in range(0, n, bs)),
+                lambda idx: dh_objective(self.net_, self.net_(x_fit[idx], transformed=True), self.n_train_, *lams),
+                opt, failure=f"{self.name}: the objective became {{}} at epoch {e + 1}")
 
         stopper = EarlyStopping(int(self.max_epochs), int(self.patience), float(self.min_delta))
         self.history_: dict[str, list[float]] = {}

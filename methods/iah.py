@@ -79,6 +79,7 @@ from hashbench.features import resolve_device
 from hashbench.features.regions import grid_proposals
 
 from ._convergence import EarlyStopping, check_convergence_params, holdout_split
+from ._deep import minibatch_epoch
 
 PAPER = ("Lai, Pan, Shu, Wei & Yan, Instance-Aware Hashing for Multi-Label Image Retrieval, "
          "IEEE TIP 25(6), 2016 (arXiv:1603.03234)")
@@ -200,7 +201,8 @@ class IAH(Hasher):
         l_cat = category_triplet_loss(pieces, y, float(self.margin))
         quant = (sem - sem.round()).pow(2).mean() + (pieces - pieces.round()).pow(2).mean()
         total = l_cls + l_sem + l_cat + float(self.quantization_weight) * quant
-        return total, {"L_cls": l_cls.item(), "L_sem": l_sem.item(), "L_cat": l_cat.item(), "quant": quant.item()}
+        return total, {"total": total.item(), "L_cls": l_cls.item(), "L_sem": l_sem.item(), "L_cat": l_cat.item(),
+                       "quant": quant.item()}
 
     # -------------------------------------------------------------------- fit
     def _fit(self, features: np.ndarray | None, **inputs: Any) -> None:
@@ -230,22 +232,12 @@ class IAH(Hasher):
         bs = int(self.batch_size)
         for _ in range(int(self.max_epochs)):
             self.net_.train()
-            sums: dict[str, float] = {}
-            count = 0
             order = fit_rows[rng.permutation(fit_rows.size)]
-            for s in range(0, order.size, bs):
-                rows = torch.from_numpy(order[s:s + bs])
-                if rows.numel() < 3:  # a triplet needs three items
-                    continue
-                loss, parts = self._loss(regions[rows].to(dev), y[rows].to(dev))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for k_, v in {"total": loss.item(), **parts}.items():
-                    sums[k_] = sums.get(k_, 0.0) + v
-                count += 1
-            for k_, v in sums.items():
-                self.history_.setdefault(k_, []).append(v / max(count, 1))
+            means = minibatch_epoch((torch.from_numpy(order[s:s + bs]) for s in range(0, order.size, bs)),
+                                    lambda rows: self._loss(regions[rows].to(dev), y[rows].to(dev)), opt,
+                                    failure=f"{self.name}: the loss became {{}}", min_size=3)  # a triplet: 3 items
+            for k_, v in means.items():
+                self.history_.setdefault(k_, []).append(v)
             held = self._heldout_loss(regions, y, val_rows if val_rows.size else fit_rows, dev)
             self.history_.setdefault("heldout", []).append(held)
             if stopper.update(held, self.net_.state_dict()):
