@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -247,7 +248,8 @@ def random_config(rng: np.random.Generator, n: int, ties: str, empty: str) -> Ev
                       seed=int(rng.integers(0, 1000)), device="cpu")
 
 
-@pytest.mark.parametrize("ties, fast", [("index", True), ("index", False), ("random", True)])
+@pytest.mark.parametrize("ties, fast", [("index", True), ("index", False), ("random", True),
+                                        ("random", False)])
 @pytest.mark.parametrize("empty", ["zero", "drop"])
 def test_ranked_ties_match_brute_force(ties: str, fast: bool, empty: str,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -543,6 +545,32 @@ def test_bad_options_raise_config_error_listing_choices() -> None:
         EvalConfig(topk=(0,))
     with pytest.raises(ConfigError):
         EvalConfig(device="tpu")
+
+
+@pytest.mark.parametrize("ties", ["index", "random", "tie-aware"])
+def test_thread_count_does_not_change_results(ties: str) -> None:
+    # The kernels keep scratch per thread and hand out query chunks dynamically: with more
+    # chunks than threads, multi-word codes and both label kinds, 1 and 2 threads must agree
+    # bit for bit.
+    rng = np.random.default_rng(31)
+    qc = rng.integers(0, 2, (150, 70), dtype=np.uint8)
+    dc = rng.integers(0, 2, (900, 70), dtype=np.uint8)
+    dc[::3] = dc[1::3][: len(dc[::3])]          # exact duplicates: ties at every distance
+    for ql, dl in [((rng.random((150, 5)) < 0.3).astype(np.uint8),
+                    (rng.random((900, 5)) < 0.3).astype(np.uint8)),
+                   (rng.integers(0, 6, 150), rng.integers(0, 6, 900))]:
+        cfg = EvalConfig(ties=ties, device="cpu", seed=5)
+        old = numba.get_num_threads()
+        try:
+            numba.set_num_threads(1)
+            one = evaluate(qc, dc, ql, dl, cfg)
+            numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+            two = evaluate(qc, dc, ql, dl, cfg)
+        finally:
+            numba.set_num_threads(old)
+        assert one.metrics == two.metrics
+        for k in one.per_query:
+            np.testing.assert_array_equal(one.per_query[k], two.per_query[k])
 
 
 def test_random_ties_depend_on_seed_only() -> None:

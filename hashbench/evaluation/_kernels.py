@@ -24,6 +24,7 @@ The tie-aware kernel needs only the per-distance counts: every expectation is cl
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
@@ -181,6 +182,46 @@ def _pass1(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: in
             bk[(d << lg) + (c >> _HI) - r] = np.uint32(c & _LO)
 
 
+@njit(inline="always", cache=True)
+def _keys(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: int, single: bool,
+          dc1: np.ndarray, dl1: np.ndarray, key: np.ndarray) -> None:
+    """key[i] = 2 d + r for every item in index order (d: Hamming distance to query q, r:
+    relevance; d <= 2048, so a uint16 holds it). Sequential reads of the database, so the
+    random-order pass that follows gathers 2 bytes an item instead of its code and labels."""
+    if dc1.shape[0] > 0:
+        qw = qc[q, 0]
+        lw = ql[q, 0]
+        for i in range(dc1.shape[0]):
+            key[i] = np.uint16((_popcount(qw ^ dc1[i]) << np.uint64(1))
+                               | np.uint64((lw & dl1[i]) != 0))
+        return
+    for i in range(dc.shape[0]):
+        d = np.uint64(0)
+        for k in range(qc.shape[1]):
+            d += _popcount(qc[q, k] ^ dc[i, k])
+        if single:
+            rb = ql[q, 0] == dl[i, 0]
+        else:
+            rb = False
+            for k in range(ql.shape[1]):
+                rb |= (ql[q, k] & dl[i, k]) != 0
+        key[i] = np.uint16((d << np.uint64(1)) | np.uint64(rb))
+
+
+@njit(inline="always", cache=True)
+def _pass1_keyed(key: np.ndarray, perm: np.ndarray, cnt: np.ndarray, bk: np.ndarray) -> None:
+    """_pass1 in the order ``perm`` from precomputed keys (see _keys); counters offset as in
+    _pass1_fast, so cnt's high half is directly the bucket slot."""
+    one = np.uint64(1)
+    for t in range(perm.shape[0]):
+        k = np.uint64(key[perm[t]])
+        d = k >> one
+        r = k & one
+        c = cnt[d] + (one + (r << _HI))
+        cnt[d] = c
+        bk[(c >> _HI) - r] = np.uint32(c & _LO)
+
+
 @njit(fastmath={"reassoc", "contract"}, cache=True)
 def _segment_sum(bk: np.ndarray, k0: int, k1: int, start: int, ord0: int,
                  inv: np.ndarray) -> float:
@@ -274,7 +315,7 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
                 dc1: np.ndarray, dl1: np.ndarray, nbits: int, cut: np.ndarray, levels: int,
                 random: bool, seed: np.uint64, q_offset: int, inv: np.ndarray,
                 hist: np.ndarray, relhist: np.ndarray, s_out: np.ndarray, r_out: np.ndarray,
-                pr_rank: np.ndarray) -> None:
+                pr_rank: np.ndarray, nslots: int) -> None:
     """Per-query summaries under a total tie order (index, or seeded random).
 
     Outputs (row q): hist[q, d] items and relhist[q, d] relevant items at distance d;
@@ -283,7 +324,8 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
     relevant item, m_j = ceil((j + 1) R / levels) (0 where R = 0). inv[k] = 1/k, k <= N
     (a multiplication by it replaces a division per relevant item: error <= 1 ulp).
     dc1, dl1: when non-empty, the one-word codes and label masks of the database as 1-D
-    arrays (the fast path; index ties, multi-label only).
+    arrays (the fast path; index ties, multi-label only). nslots: numba.get_num_threads()
+    of the caller (scratch is kept per thread; calling it in here would stop caching).
 
     Memory: per thread a bucket array of (b + 1) * 2**lg uint32 is reserved (2**lg >= N),
     but only pages that relevant items reach are touched (~4 bytes per relevant item).
@@ -299,9 +341,17 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
     cap = 1 << lgi
     fast = dc1.shape[0] > 0 and not random
     nchunks = min(nq, 64)
+    # Scratch per thread, not per chunk: a fresh bucket reservation per chunk costs a page
+    # fault for every page its relevant items touch again (about 20% of an evaluation).
+    bks = [np.empty(nd * cap, np.uint32) for _ in range(nslots)]
+    bks2 = [np.empty(nd * cap if fast and nq > 1 else 0, np.uint32) for _ in range(nslots)]
+    perms = [np.empty(n if random else 0, np.int32) for _ in range(nslots)]   # n < 2**31
+    keys = [np.empty(n if random else 0, np.uint16) for _ in range(nslots)]
     for ch in prange(nchunks):
-        bk = np.empty(nd * cap, np.uint32)
-        perm = np.empty(n if random else 0, np.int64)
+        tid = numba.get_thread_id()
+        bk = bks[tid]
+        perm = perms[tid]
+        key = keys[tid]
         cnt = np.zeros(nd, np.uint64)
         nitems = np.zeros(nd, np.int64)
         nrel = np.zeros(nd, np.int64)
@@ -312,7 +362,7 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
         q1 = (ch + 1) * nq // nchunks
         if fast:
             # two queries per pass over the database (see _pass1_fast2), the odd one alone
-            bk2 = np.empty(nd * cap if q1 - q0 > 1 else 0, np.uint32)
+            bk2 = bks2[tid]
             cnt2 = np.zeros(nd, np.uint64)
             q = q0
             while q < q1:
@@ -331,11 +381,17 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
                     _finish_query(q, cnt, bk, True, cap, cut, levels, inv, nitems, nrel, start,
                                   rstart, gsum, hist, relhist, s_out, r_out, pr_rank)
                     q += 1
+        elif random:
+            for q in range(q0, q1):
+                _reset(cnt, lg, True)
+                fill_permutation(seed, np.uint64(q_offset + q), perm)
+                _keys(qc, dc, ql, dl, q, single, dc1, dl1, key)
+                _pass1_keyed(key, perm, cnt, bk)
+                _finish_query(q, cnt, bk, True, cap, cut, levels, inv, nitems, nrel, start,
+                              rstart, gsum, hist, relhist, s_out, r_out, pr_rank)
         else:
             for q in range(q0, q1):
                 _reset(cnt, lg, False)
-                if random:
-                    fill_permutation(seed, np.uint64(q_offset + q), perm)
                 _pass1(qc, dc, ql, dl, q, single, perm, True, cnt, bk, lg)
                 _finish_query(q, cnt, bk, False, cap, cut, levels, inv, nitems, nrel, start,
                               rstart, gsum, hist, relhist, s_out, r_out, pr_rank)

@@ -139,7 +139,8 @@ def _summaries_inner(p: Packed, cfg: EvalConfig, cut: np.ndarray, device: str
             _kernels.rank_kernel(p.q_codes, p.db_codes, p.q_labels, p.db_labels, p.single,
                                  *_fast_arrays(p), p.bits, cut, levels,
                                  cfg.ties == "random", seed, 0,
-                                 _kernels.reciprocals(n_db), hist, relhist, s, r, pr_rank)
+                                 _kernels.reciprocals(n_db), hist, relhist, s, r, pr_rank,
+                                 numba.get_num_threads())
             out = {"hist": hist, "relhist": relhist, "s": s, "r": r, "pr_rank": pr_rank}
     if cfg.ties == "tie-aware":
         nq = out["hist"].shape[0]
