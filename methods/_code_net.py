@@ -200,29 +200,33 @@ class CodeLearner(Hasher):
             x_val, t_val = torch.from_numpy(f_val).to(self._dev), self._targets(f_val)
 
             def heldout() -> float:
-                return self._objective(lambda rows: self._u(x_val[rows]), t_val, len(x_val))
+                return self._objective(lambda rows, _: self._u(x_val[rows]), t_val, len(x_val))
         else:
             heldout = None
 
-        def step_u(rows: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:
+        def step_u(rows: np.ndarray, _: Any) -> tuple[torch.Tensor, dict[str, Any]]:
             return self._u(x_fit[torch.from_numpy(rows)]), {}
 
         self._sgd(step_u, t_fit, f_fit.shape[0], heldout, list(self.net_.parameters()), [],
                   int(self.max_epochs), phase, lambda: {})
 
+    @staticmethod
+    def _batches(order: np.ndarray, bs: int) -> list[np.ndarray]:
+        """Consecutive batches of ``order``; a trailing single item is left out (it has no pair / batch statistic)."""
+        return [order[s: s + bs] for s in range(0, order.size, bs) if min(bs, order.size - s) >= 2]
+
     @torch.no_grad()
-    def _objective(self, u_of: Callable[[np.ndarray], torch.Tensor], targets: Any, n: int,
-                   extra_of: Callable[[np.ndarray], dict[str, Any]] | None = None) -> float:
-        """The whole objective on ``n`` items in batches of ``batch_size`` (no gradient), item-weighted."""
+    def _objective(self, u_of: Callable[[np.ndarray, Any], torch.Tensor], targets: Any, n: int,
+                   extra_of: Callable[[np.ndarray, Any], dict[str, Any]] | None = None,
+                   read: Reader | None = None) -> float:
+        """The whole objective on ``n`` items in batches of ``batch_size`` (no gradient), item-weighted.
+        ``read`` gives each batch's input (end to end: its images), passed to ``u_of`` and ``extra_of``."""
         self.net_.eval()
         total, count = 0.0, 0
-        bs = int(self.batch_size)
-        for s in range(0, n, bs):
-            rows = np.arange(s, min(n, s + bs))
-            if rows.size < 2:
-                continue
-            extra = extra_of(rows) if extra_of is not None else {}
-            loss, _ = self._loss(u_of(rows), self._take(targets, rows), **extra)
+        batches = self._batches(np.arange(n), int(self.batch_size))
+        for rows, x in zip(batches, read(batches) if read is not None else [None] * len(batches)):
+            extra = extra_of(rows, x) if extra_of is not None else {}
+            loss, _ = self._loss(u_of(rows, x), self._take(targets, rows), **extra)
             total += float(loss) * rows.size
             count += rows.size
         self.net_.train()
@@ -235,10 +239,12 @@ class CodeLearner(Hasher):
             return tuple(t[idx.to(t.device)] for t in targets)
         return targets[idx.to(targets.device)]
 
-    def _sgd(self, forward: Callable[[np.ndarray], tuple[torch.Tensor, dict[str, Any]]], targets: Any, n: int,
+    def _sgd(self, forward: Callable[[np.ndarray, Any], tuple[torch.Tensor, dict[str, Any]]], targets: Any, n: int,
              heldout: Callable[[], float] | None, head_params: list, backbone_params: list, max_epochs: int,
-             phase: str, backbone_state: Callable[[], dict[str, torch.Tensor]]) -> None:
-        """Mini-batch SGD over ``n`` fit rows with early stopping on ``heldout`` (see the module docstring)."""
+             phase: str, backbone_state: Callable[[], dict[str, torch.Tensor]], read: Reader | None = None) -> None:
+        """Mini-batch SGD over ``n`` fit rows with early stopping on ``heldout`` (see the module docstring).
+        ``forward(rows, x)`` gets each batch's input from ``read`` (end to end: the images, which DataLoader
+        workers decode ahead with --workers), or None."""
         groups = [{"params": head_params, "lr": float(self.lr)}]
         if backbone_params:
             groups.append({"params": backbone_params, "lr": float(self.backbone_lr)})
@@ -256,12 +262,9 @@ class CodeLearner(Hasher):
         for epoch in range(max_epochs):
             sums = dict.fromkeys(("total", *self.components), 0.0)
             count = 0
-            order = rng.permutation(n)
-            for s in range(0, n, bs):
-                rows = order[s: s + bs]
-                if rows.size < 2:  # a trailing single item has no pair / batch statistic
-                    continue
-                u, extra = forward(rows)
+            batches = self._batches(rng.permutation(n), bs)
+            for rows, x in zip(batches, read(batches) if read is not None else [None] * len(batches)):
+                u, extra = forward(rows, x)
                 loss, parts = self._loss(u, self._take(targets, rows), **extra)
                 if not torch.isfinite(loss):
                     raise DataError(f"{self.name}: the loss became {float(loss)} at epoch {epoch + 1} ({phase}); "
@@ -330,33 +333,32 @@ class CodeLearner(Hasher):
         self.fit_info_["finetuned_parameters"] = int(sum(p.numel() for p in trainable))
         backbone.eval()  # dropout off (as UDHT's default); ResNet batch norm keeps its statistics
 
-        def u_images(pos: np.ndarray) -> torch.Tensor:
-            return self._u(backbone(images.tensors(pos).to(self._dev)))
+        def u_images(x: torch.Tensor) -> torch.Tensor:
+            return self._u(backbone(x.to(self._dev, non_blocking=True)))
 
-        def forward(rows: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:
-            pos = fit_pos[rows]
-            return u_images(pos), self._image_extra(backbone, images, pos, rows, train=True)
+        def forward(rows: np.ndarray, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+            return u_images(x), self._image_extra(backbone, x, rows, train=True)
 
         heldout = None
         if t_val is not None:
             def heldout() -> float:
-                return self._objective(lambda rows: u_images(val_pos[rows]), t_val, val_pos.size,
-                                       lambda rows: self._image_extra(backbone, images, val_pos[rows], rows,
-                                                                      train=False))
+                return self._objective(lambda rows, x: u_images(x), t_val, val_pos.size,
+                                       lambda rows, x: self._image_extra(backbone, x, rows, train=False),
+                                       read=_image_reader(images, val_pos))
 
         def backbone_state() -> dict[str, torch.Tensor]:
             params = dict(backbone.named_parameters())
             return {k: params[k].detach() for k in names}
 
         self._sgd(forward, t_fit, fit_pos.size, heldout, list(self.net_.parameters()), trainable,
-                  int(self.finetune_epochs), "finetune", backbone_state)
+                  int(self.finetune_epochs), "finetune", backbone_state, read=_image_reader(images, fit_pos))
         for p in backbone.parameters():
             p.requires_grad_(False)
         backbone.eval()
 
-    def _image_extra(self, backbone: nn.Module, images: Any, pos: np.ndarray, rows: np.ndarray,
-                     train: bool) -> dict[str, Any]:
-        """Extra loss inputs that need the images themselves (USDH: rotated copies). None by default."""
+    def _image_extra(self, backbone: nn.Module, x: torch.Tensor, rows: np.ndarray, train: bool) -> dict[str, Any]:
+        """Extra loss inputs that need the batch's images ``x`` themselves (USDH: rotated copies); ``rows``
+        index the batch within its fit or held-out set. None by default."""
         return {}
 
     @torch.no_grad()
@@ -364,8 +366,9 @@ class CodeLearner(Hasher):
         backbone.eval()
         out = np.empty((positions.size, int(getattr(backbone, "out_dim", 4096))), dtype=np.float32)
         bs = max(int(self.batch_size), 64)
-        for s in range(0, positions.size, bs):
-            out[s: s + bs] = backbone(images.tensors(positions[s: s + bs]).to(self._dev)).float().cpu().numpy()
+        starts = range(0, positions.size, bs)
+        for s, (_, x) in zip(starts, images.loader([positions[s: s + bs] for s in starts])):
+            out[s: s + bs] = backbone(x.to(self._dev, non_blocking=True)).float().cpu().numpy()
         return out
 
     # -------------------------------------------------------------- encoding
@@ -398,11 +401,21 @@ class CodeLearner(Hasher):
         if not self.end_to_end:
             f = np.asarray(features, dtype=np.float32)
             x = torch.from_numpy(f).to(self._dev)
-            return self._objective(lambda rows: self._u(x[rows]), self._targets(f), f.shape[0])
+            return self._objective(lambda rows, _: self._u(x[rows]), self._targets(f), f.shape[0])
         pos = np.arange(len(images))
         fresh = images.build_backbone().to(self._dev)  # the initial weights give the targets, as in fit
         t = self._targets(self._frozen_features(fresh, images, pos))
         del fresh
-        return self._objective(lambda rows: self._u(self.backbone_(images.tensors(rows).to(self._dev))), t,
-                               pos.size,
-                               lambda rows: self._image_extra(self.backbone_, images, rows, rows, train=False))
+        return self._objective(lambda rows, x: self._u(self.backbone_(x.to(self._dev, non_blocking=True))), t,
+                               pos.size, lambda rows, x: self._image_extra(self.backbone_, x, rows, train=False),
+                               read=_image_reader(images, pos))
+
+
+#: Maps a list of row batches to each batch's input, in order.
+Reader = Callable[[list], Any]
+
+
+def _image_reader(images: Any, positions: np.ndarray) -> Reader:
+    """Row batches (indices into ``positions``) -> their preprocessed images, read through the ImageInput's
+    loader (DataLoader workers with --workers, pinned on CUDA), the same tensors as reading in-process."""
+    return lambda batches: (x for _, x in images.loader([positions[rows] for rows in batches]))

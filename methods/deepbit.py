@@ -357,12 +357,15 @@ class DeepBitEndToEnd(_DeepBitBase):
         self.device = device
 
     @torch.no_grad()
-    def _backbone_features(self, images: Any, positions: np.ndarray, angle: float, dev: torch.device) -> torch.Tensor:
-        out = []
-        for s in range(0, len(positions), 64):
-            x = rotate_batch(images.tensors(positions[s: s + 64]), angle)
-            out.append(self.backbone_(x.to(dev)))
-        return torch.cat(out)
+    def _backbone_features(self, images: Any, positions: np.ndarray, dev: torch.device) -> torch.Tensor:
+        """(angles, n, D) backbone features of each image under each of ANGLES: every batch is read once
+        (through the ImageInput's loader: DataLoader workers with --workers) and rotated here."""
+        out: list[list[torch.Tensor]] = [[] for _ in ANGLES]
+        batches = [positions[s: s + 64] for s in range(0, len(positions), 64)]
+        for _, x in images.loader(batches):
+            for k, angle in enumerate(ANGLES):
+                out[k].append(self.backbone_(rotate_batch(x, angle).to(dev)))
+        return torch.stack([torch.cat(o) for o in out])
 
     def _fit(self, features: np.ndarray | None, **inputs: Any) -> None:
         self._check()
@@ -382,7 +385,7 @@ class DeepBitEndToEnd(_DeepBitBase):
             for p in self.backbone_.parameters():
                 p.requires_grad_(False)  # frozen, as in the code (lr_mult 0)
             # FC2 of every training image under every angle: (angles, n, 4096)
-            feats = torch.stack([self._backbone_features(images, subset, a, dev) for a in ANGLES])
+            feats = self._backbone_features(images, subset, dev)
             orig = feats[ANGLES.index(0.0)]
             fit_t = torch.from_numpy(fit_rows).to(dev)
             val_t = torch.from_numpy(val_rows).to(dev) if val_rows.size else fit_t
@@ -423,7 +426,7 @@ class DeepBitEndToEnd(_DeepBitBase):
             raise DataError(f"{self.name}: heldout_objective needs images")
         dev = torch.device(self.device_)
         pos = np.arange(len(images))
-        feats = [self._backbone_features(images, pos, a, dev) for a in ANGLES]
+        feats = list(self._backbone_features(images, pos, dev))
         orig = torch.cat([feats[ANGLES.index(0.0)]] * len(ANGLES))
         rot = torch.cat(feats)
         w = torch.tensor([rotation_weight(a) for a in ANGLES], device=dev).repeat_interleave(len(images))

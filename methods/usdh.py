@@ -270,18 +270,17 @@ class USDHEndToEnd(_USDHMixin, CodeLearner):
         self.val_fraction = val_fraction
         self.device = device
 
-    def _image_extra(self, backbone: Any, images: Any, pos: np.ndarray, rows: np.ndarray,
-                     train: bool) -> dict[str, Any]:
+    def _image_extra(self, backbone: Any, x: torch.Tensor, rows: np.ndarray, train: bool) -> dict[str, Any]:
         if float(self.lambda_r) == 0:
             return {}
         angles = np.asarray(self.rotation_angles, dtype=np.float64)
         if train:
             if not hasattr(self, "_rot_rng"):
                 self._rot_rng = np.random.default_rng([int(self.seed), 7])
-            pick = self._rot_rng.integers(0, angles.size, size=pos.size)
+            pick = self._rot_rng.integers(0, angles.size, size=len(rows))
         else:  # held-out: a fixed angle per item, so that epochs are compared on the same task
             pick = np.asarray(rows) % angles.size
-        x_rot = rotate_batch(images.tensors(pos), angles[pick]).to(self._dev)
+        x_rot = rotate_batch(x, angles[pick]).to(self._dev)
         w = torch.from_numpy(np.exp(-0.5 * (angles[pick] / 5.0) ** 2)).float().to(self._dev)
         return {"u_rot": self._u(backbone(x_rot)), "w_rot": w}
 

@@ -128,16 +128,22 @@ def _reconstruction_error(x: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_uh_bdnn_reconstruction_error_falls():
-    """Epoch after epoch of the alternating optimisation, the binary codes reconstruct the inputs better.
+    """Epoch after epoch the alternating optimisation lowers the whole objective J, and over the run the
+    binary codes reconstruct the inputs better.
 
-    The recorded J1 is checked against least squares computed here, and the
-    final codes against ITQ's, where the optimisation starts.
+    Only J is monotone (each step minimises it over its block: B by coordinate descent, the decoder by least
+    squares, the encoder by L-BFGS with a Wolfe line search); the reconstruction term J1 alone may rise for an
+    epoch while the B step trades it for the binary gap J3 (it did by 4e-4 in the second epoch on a Zen 5
+    CPU, not on the one this test was written on). The recorded J1 is checked against least squares computed
+    here, and the final codes against ITQ's, where the optimisation starts.
     """
     x = clusters(n=500, d=40, k=64, seed=2)
     h = hashbench.create("uh-bdnn", bits=8, seed=0, hidden=(30, 16), max_epochs=6, patience=6, lbfgs_iter=30,
                          val_fraction=0.0).fit(x)
+    total = np.array([h.initial_terms_["total"], *h.history_["total"]])
+    assert np.all(np.diff(total) <= 1e-6) and total[-1] < total[0] - 1e-2, total
     rec = np.array(h.history_["reconstruction"])
-    assert rec[-1] < rec[0] - 1e-3 and np.all(np.diff(rec) <= 1e-6), rec
+    assert rec[-1] < rec[0] - 1e-3, rec
     xr = h._rescale(x)
     assert _reconstruction_error(xr, h.codes_) == pytest.approx(rec[-1], rel=1e-3)  # lambda1 = 1e-5: ~ least squares
     z = h._project(xr)  # ITQ's start, on what layer 1 sees
@@ -226,3 +232,27 @@ def test_deepbit_e2e_is_kept_out_of_all_and_list_says_so(capsys):
     main(["list", "methods"])
     line = next(s for s in capsys.readouterr().out.splitlines() if s.strip().startswith("deepbit-e2e"))
     assert "not in 'all'" in line
+
+
+@pytest.mark.parametrize("name, kw", [("deepbit-e2e", {"max_epochs": 2, "max_train_images": 24}),
+                                      ("usdh-e2e", {"max_epochs": 1, "finetune_epochs": 1, "batch_size": 12}),
+                                      ("pludh-e2e", {"max_epochs": 1, "finetune_epochs": 1, "batch_size": 12})])
+def test_end_to_end_training_reads_through_dataloader_workers_with_the_same_result(name, kw, monkeypatch):
+    # --workers: every image batch of fit, held-out objective and encode comes through DataLoader worker
+    # processes; the losses epoch by epoch, the codes and the held-out objective are those of reading here
+    # (this also catches a loader that draws from torch's global generator and shifts a seeded init).
+    from hashbench.datasets import get_dataset
+
+    data = get_dataset("tiny-test", n_items=40, n_query=8)
+    spec = BackboneSpec(weights="random", resize=64, crop=64)
+    runs = []
+    for workers in (0, 1):
+        if workers:  # nothing may read images in this process any more
+            monkeypatch.setattr(ImageInput, "tensors", lambda *a: pytest.fail("an image read in-process"))
+        h = hashbench.create(name, bits=8, seed=0, device="cpu", **kw)
+        h.fit(images=ImageInput(data, np.arange(8, 40), spec, workers=workers))
+        query = ImageInput(data, np.arange(8), spec, workers=workers)
+        runs.append((h.history_, h.encode(images=query), h.heldout_objective(images=query)))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][2] == runs[1][2]

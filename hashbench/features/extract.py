@@ -73,9 +73,14 @@ class ImageInput:
             return
         from torch.utils.data import DataLoader
 
+        import torch
+
         batches = [np.asarray(p, dtype=np.int64) for p in position_batches]
+        # Its own generator: a DataLoader draws its workers' base seed from the generator it is given, by
+        # default torch's global one, which would shift a seeded method's later random draws (nothing here
+        # is random: the images are read in the order given).
         data = DataLoader(_ItemImages(self), batch_sampler=batches, num_workers=self.workers,
-                          collate_fn=_stack, pin_memory=self.pin_memory)
+                          collate_fn=_stack, pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(0))
         yield from zip(batches, data)
 
     def build_backbone(self):
