@@ -217,6 +217,9 @@ def test_report_keeps_the_supervised_reference_apart_and_unranked(iah_run, tmp_p
     assert names.index(next(k for k in names if k.startswith("IAH"))) > names.index(next(k for k in names if k.startswith("LSH")))
     tex = (tmp_path / "rep" / "tables" / "map-at-all.tex").read_text()
     assert tex.count("\\midrule") >= 3  # header, then LSH | IAH | chance separated
+    html = (tmp_path / "rep" / "index.html").read_text()
+    first = html.index('<tr class="supervised-first">')  # the HTML table's rule, above the IAH row
+    assert html.index(">IAH", first) < html.index("</tr>", first) and html.count("supervised-first\">") >= 1
 
 
 def test_report_has_a_category_aware_table(iah_run, tmp_path):

@@ -39,7 +39,7 @@ th:first-child,td:first-child,td.text,th.text{text-align:left}
 thead th{background:#f6f8fa;border-bottom:2px solid #8c959f}
 table.sortable thead th{cursor:pointer}table.sortable thead th:hover{background:#e7ecf0}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-tr.pinned td{color:#57606a;font-style:italic}tr.deep-first td{border-top:2px solid #8c959f}
+tr.pinned td{color:#57606a;font-style:italic}tr.deep-first td,tr.supervised-first td{border-top:2px solid #8c959f}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;vertical-align:baseline}
 .caption{color:#444;font-size:.9em;max-width:70em}.files a{margin-right:.6em}
 .pos{color:#1a7f37}.neg{color:#cf222e}.wrap{overflow-x:auto}
@@ -110,12 +110,16 @@ def metric_table_html(data: ReportData, table: MetricTable) -> str:
     head = ['<th class="text">Algorithm</th>', '<th class="text">Type</th>']
     head += [f"<th>{_e(p.label)} · {b} bits</th>" for p, b in table.columns]
     rows = []
-    first_deep = True
+    first_deep = first_supervised = True
     methods = {m: d for m, _, d in table.rows}
     for (name, typ, entries), method in zip(table._row_entries(), [m for m, _, _ in table.rows] + [None]):
         cls = []
         if name == CHANCE_LABEL and not typ:
             cls.append("pinned")
+        elif method in table.supervised:  # below a rule, as in the Markdown and LaTeX tables
+            if first_supervised and any(m not in table.supervised for m in methods):
+                cls.append("supervised-first")
+            first_supervised = False
         elif method is not None and methods.get(method) and first_deep:
             first_deep = False
             if any(not d for d in methods.values()):
