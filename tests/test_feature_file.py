@@ -140,6 +140,16 @@ def test_tags_in_the_file_feed_tag_methods(tmp_path):
     assert ds.tags[0] == [n for n, t in zip(["sky", "sea", "dog", "cat"], tags[0]) if t]
 
 
+def test_prepare_says_the_features_come_from_the_file(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "feats.mat"
+    scipy.io.savemat(path, {"features": rng.random((60, 6)), "labels": rng.integers(0, 2, (60, 3))})
+    assert main(["-q", "prepare", "features-file", "--root", str(path), "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "features: " in out and "read from the dataset's file" in out and "already cached" not in out
+    assert not (tmp_path / "cache" / "features").exists() or not list((tmp_path / "cache" / "features").iterdir())
+
+
 def test_train_test_layout_of_the_matlab_suites(tmp_path):
     rng = np.random.default_rng(2)
     path = tmp_path / "cifar_gist.mat"

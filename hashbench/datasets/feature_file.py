@@ -450,7 +450,8 @@ class FeatureFileDataset(HashingDataset):
     def precomputed_features(self, indices: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         spec = self.feature_spec()
         info = {"backbone": spec.to_dict(), "description": spec.describe(),
-                "cache_key": f"file:{spec.file}@{spec.sha256}", "dim": spec.dim, "cache_hit": True, "extract_s": 0.0}
+                "cache_key": f"file:{spec.file}@{spec.sha256}", "dim": spec.dim, "cache_hit": True, "extract_s": 0.0,
+                "provided": True}  # read from the dataset's own file: nothing extracted, nothing cached
         return self._features[np.asarray(indices, dtype=np.int64)], info
 
     def make_split(self, seed: int = 0) -> Split:

@@ -154,6 +154,7 @@ def prepare_dataset(
             "dim": int(feats.shape[1]),
             "cache_key": info["cache_key"],
             "cache_hit": bool(info.get("cache_hit")),
+            "provided": bool(info.get("provided")),
             "extract_s": info.get("extract_s"),
             "backbone": info.get("description"),
         }
@@ -205,7 +206,8 @@ def format_prepare_report(report: dict[str, Any], shown: int = 10) -> str:
         lines.append("skipped images: none")
     if "features" in report:
         f = report["features"]
-        how = "already cached" if f["cache_hit"] else f"extracted in {f['extract_s']:.1f}s"
+        how = ("read from the dataset's file (no backbone run)" if f.get("provided")
+               else "already cached" if f["cache_hit"] else f"extracted in {f['extract_s']:.1f}s")
         lines.append(f"features: {f['items']} x {f['dim']} ({f['backbone']}), {how}, cache key {f['cache_key']}")
     else:
         lines.append("features: not built (--no-features)")
