@@ -57,10 +57,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from hashbench import ConfigError, DataError, Hasher
+from hashbench import ConfigError, Hasher
 from hashbench.features import resolve_device
 
 from ._convergence import EarlyStopping, check_convergence_params, holdout_split
+from ._deep import minibatch_epoch
 
 FINETUNE = ("top", "all")
 
@@ -258,25 +259,20 @@ class CodeLearner(Hasher):
         def state() -> dict[str, Any]:  # views: EarlyStopping deep-copies the best one (one copy, not two)
             return {"net": {k: v.detach() for k, v in self.net_.state_dict().items()}, "backbone": backbone_state()}
 
+        def step(batch: tuple[np.ndarray, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+            rows, x = batch
+            u, extra = forward(rows, x)
+            loss, parts = self._loss(u, self._take(targets, rows), **extra)
+            return loss, {"total": loss.item(), **parts}
+
         self.net_.train()
         for epoch in range(max_epochs):
-            sums = dict.fromkeys(("total", *self.components), 0.0)
-            count = 0
             batches = self._batches(rng.permutation(n), bs)
-            for rows, x in zip(batches, read(batches) if read is not None else [None] * len(batches)):
-                u, extra = forward(rows, x)
-                loss, parts = self._loss(u, self._take(targets, rows), **extra)
-                if not torch.isfinite(loss):
-                    raise DataError(f"{self.name}: the loss became {float(loss)} at epoch {epoch + 1} ({phase}); "
-                                    "lower lr / backbone_lr")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sums["total"] += loss.item()
-                for k, v in parts.items():
-                    sums[k] += v
-                count += 1
-            means = {k: v / max(count, 1) for k, v in sums.items()}
+            inputs = read(batches) if read is not None else [None] * len(batches)
+            failure = (f"{self.name}: the loss became {{}} at epoch {epoch + 1} ({phase})"
+                       + ("; lower backbone_lr" if backbone_params else ""))
+            got = minibatch_epoch(zip(batches, inputs), step, opt, failure=failure, min_size=0)  # pairs: pre-filtered
+            means = {k: got.get(k, 0.0) for k in ("total", *self.components)}
             value = heldout() if heldout is not None else means["total"]
             for k, v in means.items():
                 self.history_.setdefault(k, []).append(v)
