@@ -102,6 +102,20 @@ def test_cached_image_is_a_copy(small_ds):
     assert small_ds.load_image(5).any()
 
 
+def test_pickled_for_a_worker_without_the_image_cache_and_same_pixels():
+    import pickle
+
+    ds = get_dataset("synthetic", n_items=400, n_query=50)
+    first = ds.load_image(3)
+    blob = pickle.dumps(ds)
+    assert len(blob) < 1_000_000  # the 400 x 64 x 64 x 3 cache (4.9 MB) stays behind
+    again = pickle.loads(blob)
+    np.testing.assert_array_equal(again.load_image(3), first)
+    np.testing.assert_array_equal(again.load_image(9), ds.load_image(9))
+    np.testing.assert_array_equal(again.labels, ds.labels)
+    assert again.tags == ds.tags and again.fingerprint() == ds.fingerprint()
+
+
 def test_a_smaller_set_is_a_prefix_of_a_larger_one(small_ds):
     big = get_dataset("synthetic", n_items=1100, n_query=100, seed=3)  # crosses a generation block
     assert big.ids[:400] == small_ds.ids and big.tags[:400] == small_ds.tags

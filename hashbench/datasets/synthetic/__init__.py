@@ -263,6 +263,21 @@ class SyntheticFlickr(HashingDataset):
             self._cache = np.zeros((n_items, image_size, image_size, 3), dtype=np.uint8)
             self._cached = np.zeros(n_items, dtype=bool)
 
+    def __getstate__(self) -> dict:
+        # Pickled for worker processes (run --jobs / --scheduler): without the image cache, which is
+        # 74 MB at the default size whether filled or not; a worker renders what it needs (the same
+        # pixels: each image comes from (seed, index) alone).
+        state = dict(self.__dict__)
+        if state.get("_cache") is not None:
+            state["_cache"], state["_cached"] = "empty", None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if isinstance(self._cache, str):
+            self._cache = np.zeros((len(self.ids), self.image_size, self.image_size, 3), dtype=np.uint8)
+            self._cached = np.zeros(len(self.ids), dtype=bool)
+
     # ------------------------------------------------------------------ items
     def load_image(self, index: int) -> np.ndarray:
         """The (S, S, 3) uint8 image of item ``index``, generated from (seed, index)."""
