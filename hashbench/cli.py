@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", default=None, help="recompute cells that are already done")
     run.add_argument("--jobs", type=int,
                      help="cells in parallel on this machine, each with cores/jobs threads (default: 1)")
+    run.add_argument("--threads", type=int,
+                     help="BLAS/OpenMP/torch threads of each cell (default: all cores serially, cores/jobs with "
+                     "--jobs); give the same value to make serial and parallel runs agree bit for bit")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the cells on a running dask.distributed cluster (e.g. tcp://host:8786); "
                      "its workers must see the results folder")
@@ -236,6 +239,7 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("execution", "scheduler"): args.scheduler,
         ("execution", "shard"): args.shard,
         ("execution", "workers"): args.workers,
+        ("execution", "threads"): args.threads,
     }
     out: dict[str, Any] = {}
     for (section, key), value in given.items():

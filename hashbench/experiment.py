@@ -79,7 +79,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "run": ("methods", "bits", "seeds", "force", "selected"),
     "output": ("results", "report"),
     # where the cells run (hashbench.execution): never part of what a cell computes
-    "execution": ("jobs", "scheduler", "shard", "workers"),
+    "execution": ("jobs", "scheduler", "shard", "workers", "threads"),
 }
 
 #: The command line's defaults: a file that says nothing is the main job.
@@ -93,7 +93,7 @@ DEFAULTS: dict[str, Any] = {
     "params": {},
     "evaluation": {},
     "output": {"results": "results", "report": "reports"},
-    "execution": {"jobs": 1, "scheduler": None, "shard": None, "workers": 0},
+    "execution": {"jobs": 1, "scheduler": None, "shard": None, "workers": 0, "threads": None},
 }
 
 
@@ -318,6 +318,9 @@ def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | No
         if isinstance(ex[key], bool) or not isinstance(ex[key], int) or ex[key] < (1 if key == "jobs" else 0):
             raise ConfigError(f"{source}: execution.{key} must be {'a positive' if key == 'jobs' else 'a non-negative'} "
                               f"integer, got {ex[key]!r}")
+    if ex["threads"] is not None and (isinstance(ex["threads"], bool) or not isinstance(ex["threads"], int)
+                                      or ex["threads"] < 1):
+        raise ConfigError(f"{source}: execution.threads must be a positive integer, got {ex['threads']!r}")
     if ex["shard"] is not None:
         from .execution import parse_shard
 
@@ -400,6 +403,7 @@ def to_run_config(resolved: Mapping[str, Any]):
         scheduler=resolved["execution"]["scheduler"],
         shard=parse_shard(str(resolved["execution"]["shard"])) if resolved["execution"]["shard"] is not None else None,
         workers=resolved["execution"]["workers"],
+        threads=resolved["execution"].get("threads"),
         experiment=copy.deepcopy(dict(resolved)),
     )
 

@@ -85,6 +85,19 @@ def hardware() -> dict[str, Any]:
     }
 
 
+def thread_counts() -> dict[str, int]:
+    """The threads computation uses now: torch's intra-op pool, numba's, and the largest native
+    (BLAS/OpenMP) pool threadpoolctl sees. Recorded with each cell: the deep methods' float results
+    can depend on torch's (the order of its multithreaded reductions)."""
+    import numba
+    import torch
+    from threadpoolctl import threadpool_info
+
+    pools = [int(p.get("num_threads", 0)) for p in threadpool_info()]
+    return {"torch": int(torch.get_num_threads()), "numba": int(numba.get_num_threads()),
+            "native": max(pools, default=0)}
+
+
 def provenance(command: str | None = None) -> dict[str, Any]:
     return {
         **code_version(),

@@ -28,7 +28,7 @@ from .errors import ConfigError, DataError, ResultsError
 from .execution import make_executor, select_shard
 from .features import ImageInput, backbone_for, dataset_features, results_suffix
 from .hasher import Hasher
-from .provenance import now, provenance
+from .provenance import now, provenance, thread_counts
 from .registry import available_methods, get_method, resolve_method, split_variant
 from .storage import atomic_write_json, json_digest
 from .validation import check_bits
@@ -65,6 +65,9 @@ class RunConfig:
     scheduler: str | None = None  # a dask.distributed scheduler's address: cells run on that cluster
     shard: tuple[int, int] | None = None  # (i, n): only part i of n of the grid (array jobs)
     workers: int = 0  # image-reading processes (torch DataLoader) for features and image-using methods
+    # BLAS/OpenMP/torch/numba threads of each cell (None: all cores serially, cores // jobs with --jobs);
+    # the same value makes serial and parallel runs agree bit for bit (torch's reductions depend on it)
+    threads: int | None = None
     selected: str | None = None  # a criterion: use what `tune` stored for it (hashbench.selection)
 
 
@@ -293,7 +296,7 @@ class Runner:
 
     def run(self) -> RunSummary:
         cfg = self.config
-        executor = make_executor(jobs=cfg.jobs, scheduler=cfg.scheduler)  # bad options fail first
+        executor = make_executor(jobs=cfg.jobs, scheduler=cfg.scheduler, threads=cfg.threads)  # bad options fail first
         split_key, chance = self._write_dataset_files()
         self._write_experiment_file()
         grid = [(m, b, s) for m in self.methods for b in cfg.bits for s in cfg.seeds]
@@ -402,6 +405,7 @@ class Runner:
             fit_inputs["images"] = self._images("train")
         if "labels" in req:  # supervised references: the training role's labels, never another role's
             fit_inputs["labels"] = self.dataset.labels[self.split.train]
+        fit_threads = thread_counts()  # float results of multithreaded reductions can depend on them
         t0 = time.perf_counter()
         hasher.fit(**fit_inputs)
         timings["fit_s"] = time.perf_counter() - t0
@@ -461,7 +465,7 @@ class Runner:
             **({"category_aware": {"per_category": category_aware.per_category, "config": category_aware.config}}
                if category_aware is not None else {}),
             "provenance": {**provenance(self.config.command), "started": started, "finished": now(),
-                           "experiment": self.config.experiment},
+                           "experiment": self.config.experiment, "threads": fit_threads},
         }
         arrays = {
             "query_codes": q_codes,

@@ -83,6 +83,26 @@ def test_jobs_2_stores_the_same_results_as_a_serial_run(tmp_path, capsys):
         (m, b, s) for m in GRID["methods"] for b in GRID["bits"] for s in GRID["seeds"]]
 
 
+def test_same_threads_make_serial_and_parallel_runs_agree_and_each_cell_records_its_threads(tmp_path):
+    import torch
+
+    grid = dict(dataset="tiny-test", methods=["dh", "itq"], bits=[8], seeds=[0], progress=False)
+    before = torch.get_num_threads()
+    run(RunConfig(**grid, results=tmp_path / "serial", threads=1), echo=lambda s: None)
+    assert torch.get_num_threads() == before  # restored after the run
+    run(RunConfig(**grid, results=tmp_path / "par", jobs=2, threads=1), echo=lambda s: None)
+    assert_same_results(tmp_path / "serial", tmp_path / "par")
+    for root in ("serial", "par"):
+        for c in iter_cells(tmp_path / root):
+            assert c.record["provenance"]["threads"]["torch"] == 1
+            assert c.record["provenance"]["threads"]["native"] <= 1
+    run(RunConfig(**grid, results=tmp_path / "default"), echo=lambda s: None)
+    for c in iter_cells(tmp_path / "default"):  # without --threads a serial run keeps the libraries' own
+        assert c.record["provenance"]["threads"]["torch"] == before
+    with pytest.raises(ConfigError, match="threads must be a positive integer"):
+        run(RunConfig(**grid, results=tmp_path / "bad", threads=0), echo=lambda s: None)
+
+
 def _thread_counts(task, blocking):
     import numba
     import torch

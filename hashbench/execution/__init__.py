@@ -12,6 +12,11 @@ return None to say "another process holds this task, come back later".
 * :class:`DaskExecutor` (``scheduler=ADDRESS``): the tasks go to a running
   ``dask.distributed`` cluster; the workers must see the same results folder.
 
+``threads``: the BLAS/OpenMP/torch/numba threads of every task, in place of those
+defaults (a serial run otherwise keeps the libraries' own, all cores). Float results of
+multithreaded reductions (torch's, for the deep methods) can depend on the thread count,
+so a parallel run reproduces a serial one bit for bit when both use the same ``threads``.
+
 ``select_shard`` cuts a task list into n deterministic parts for array jobs
 (Slurm ``--array``): run part i of n in each array task.
 """
@@ -36,23 +41,25 @@ class Executor(Protocol):
         ...
 
 
-def make_executor(jobs: int = 1, scheduler: str | None = None) -> Executor:
-    """The executor for ``--jobs`` / ``--scheduler`` (checked here, with clear errors)."""
+def make_executor(jobs: int = 1, scheduler: str | None = None, threads: int | None = None) -> Executor:
+    """The executor for ``--jobs`` / ``--scheduler`` / ``--threads`` (checked here, with clear errors)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a positive integer (or unset), got {threads!r}")
     if scheduler:
         if jobs != 1:
             raise ConfigError("give either jobs (this machine) or a scheduler (a dask cluster), not both")
         from .distributed import DaskExecutor
 
-        return DaskExecutor(scheduler)
+        return DaskExecutor(scheduler, threads)
     if jobs == 1:
         from .local import SerialExecutor
 
-        return SerialExecutor()
+        return SerialExecutor(threads)
     from .local import JoblibExecutor
 
-    return JoblibExecutor(jobs)
+    return JoblibExecutor(jobs, threads)
 
 
 __all__ = ["Executor", "Job", "limit_threads", "make_executor", "parse_shard", "select_shard",

@@ -13,7 +13,8 @@ the cell again.
 
 Each task runs with ``cores // task slots on its host`` BLAS/OpenMP/torch/numba
 threads (task slots: the threads of every worker the scheduler knows on that host
-when the run starts), so workers x threads does not exceed a host's cores. Workers
+when the run starts), so workers x threads does not exceed a host's cores; or with
+``threads`` (``run --threads``) when given. Workers
 with one thread each (``--nthreads 1``) suit cells best: a cell is a whole
 fit/encode/evaluate and uses its threads itself.
 """
@@ -27,13 +28,14 @@ from ..errors import ConfigError
 from .threads import limit_threads, threads_per_worker
 
 
-def _call_on_worker(task: Any, job: Any, index: int, host_threads: dict[str, int]) -> tuple[int, Any]:
+def _call_on_worker(task: Any, job: Any, index: int, host_threads: dict[str, int],
+                    threads: int | None = None) -> tuple[int, Any]:
     from distributed import get_worker
 
     worker = get_worker()
     # every task slot of every worker on this host shares its cores
     slots = host_threads.get(worker.address.rsplit(":", 1)[0]) or int(worker.state.nthreads)
-    with limit_threads(threads_per_worker(slots)):
+    with limit_threads(threads if threads is not None else threads_per_worker(slots)):
         return index, job(task, True)
 
 
@@ -49,12 +51,13 @@ def _threads_by_host(info: dict[str, Any]) -> dict[str, int]:
 class DaskExecutor:
     in_process = False
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, threads: int | None = None) -> None:
         try:
             import distributed  # noqa: F401
         except ImportError as exc:  # a declared dependency, but say what to do if it is missing
             raise ConfigError('--scheduler needs dask.distributed: pip install "dask[distributed]"') from exc
         self.address = address
+        self.threads = threads  # None: cores // task slots on each host
 
     def _client(self):
         from distributed import Client
@@ -73,7 +76,7 @@ class DaskExecutor:
             shared = client.scatter(job, broadcast=True, hash=False)
             host_threads = _threads_by_host(client.scheduler_info())
             futures = [
-                client.submit(_call_on_worker, task, shared, i, host_threads, pure=False,
+                client.submit(_call_on_worker, task, shared, i, host_threads, self.threads, pure=False,
                               key=f"hashbench-cell-{run_id}-{i}")
                 for i, task in enumerate(tasks)
             ]

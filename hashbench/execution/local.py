@@ -17,16 +17,25 @@ class SerialExecutor:
 
     in_process = True
 
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads  # None: the libraries' own thread counts
+
     def run(self, job: Any, tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         deferred = []
         for i, task in enumerate(tasks):
-            result = job(task, False)
+            result = self._call(job, task, False)
             if result is None:
                 deferred.append(i)
             else:
                 yield i, result
         for i in deferred:
-            yield i, job(tasks[i], True)
+            yield i, self._call(job, tasks[i], True)
+
+    def _call(self, job: Any, task: Any, blocking: bool) -> Any:
+        if self.threads is None:
+            return job(task, blocking)
+        with limit_threads(self.threads):
+            return job(task, blocking)
 
 
 def _call_limited(job: Any, task: Any, threads: int) -> Any:
@@ -37,7 +46,7 @@ def _call_limited(job: Any, task: Any, threads: int) -> Any:
 class JoblibExecutor:
     """``jobs`` worker processes (joblib's loky backend), one task at a time each.
 
-    Each worker gets ``cores // jobs`` threads for BLAS, OpenMP, torch and numba:
+    Each worker gets ``cores // jobs`` threads (or ``threads``) for BLAS, OpenMP, torch and numba:
     through the environment when loky starts it (``inner_max_num_threads``, read by
     the libraries as they load) and again around every task (:func:`limit_threads`).
     Workers wait for a task another process holds (blocking), since the pool has
@@ -46,9 +55,9 @@ class JoblibExecutor:
 
     in_process = False
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, threads: int | None = None) -> None:
         self.jobs = jobs
-        self.threads = threads_per_worker(jobs)
+        self.threads = threads if threads is not None else threads_per_worker(jobs)
 
     def run(self, job: Any, tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         from joblib import Parallel, delayed, parallel_config
