@@ -151,10 +151,26 @@ def _reset(cnt: np.ndarray, lg: np.uint64, offset: bool) -> None:
 
 
 @njit(inline="always", cache=True)
+def _distance_relevance(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: int, i: int,
+                        single: bool) -> tuple:
+    """(Hamming distance, relevance 0/1) of database item i to query q, as uint64s (any number of
+    words; relevance: a shared label, or the same class when ``single``)."""
+    d = np.uint64(0)
+    for k in range(qc.shape[1]):
+        d += _popcount(qc[q, k] ^ dc[i, k])
+    if single:
+        rb = ql[q, 0] == dl[i, 0]
+    else:
+        rb = False
+        for k in range(ql.shape[1]):
+            rb |= (ql[q, k] & dl[i, k]) != 0
+    return d, np.uint64(rb)
+
+
+@njit(inline="always", cache=True)
 def _pass1(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: int,
-           single: bool, perm: np.ndarray, store: bool, cnt: np.ndarray, bk: np.ndarray,
-           lg: np.uint64) -> None:
-    """Counting pass for query q, in tie order (``perm`` if non-empty, else index order).
+           single: bool, store: bool, cnt: np.ndarray, bk: np.ndarray, lg: np.uint64) -> None:
+    """Counting pass for query q in index order (random ties: _keys, then _pass1_keyed).
 
     After an item's add to cnt[d], the two counts are, because items arrive in tie order,
     its position p within its distance group and, for a relevant item, its ordinal o among
@@ -164,18 +180,8 @@ def _pass1(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: in
     next relevant item overwrites, or which lies past the group's last one.
     """
     one = np.uint64(1)
-    for t in range(dc.shape[0]):
-        i = perm[t] if perm.shape[0] > 0 else t
-        d = np.uint64(0)
-        for k in range(qc.shape[1]):
-            d += _popcount(qc[q, k] ^ dc[i, k])
-        if single:
-            rb = ql[q, 0] == dl[i, 0]
-        else:
-            rb = False
-            for k in range(ql.shape[1]):
-                rb |= (ql[q, k] & dl[i, k]) != 0
-        r = np.uint64(rb)
+    for i in range(dc.shape[0]):
+        d, r = _distance_relevance(qc, dc, ql, dl, q, i, single)
         c = cnt[d] + (one + (r << _HI))
         cnt[d] = c
         if store:
@@ -196,16 +202,8 @@ def _keys(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, q: int
                                | np.uint64((lw & dl1[i]) != 0))
         return
     for i in range(dc.shape[0]):
-        d = np.uint64(0)
-        for k in range(qc.shape[1]):
-            d += _popcount(qc[q, k] ^ dc[i, k])
-        if single:
-            rb = ql[q, 0] == dl[i, 0]
-        else:
-            rb = False
-            for k in range(ql.shape[1]):
-                rb |= (ql[q, k] & dl[i, k]) != 0
-        key[i] = np.uint16((d << np.uint64(1)) | np.uint64(rb))
+        d, r = _distance_relevance(qc, dc, ql, dl, q, i, single)
+        key[i] = np.uint16((d << np.uint64(1)) | r)
 
 
 @njit(inline="always", cache=True)
@@ -392,7 +390,7 @@ def rank_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
         else:
             for q in range(q0, q1):
                 _reset(cnt, lg, False)
-                _pass1(qc, dc, ql, dl, q, single, perm, True, cnt, bk, lg)
+                _pass1(qc, dc, ql, dl, q, single, True, cnt, bk, lg)
                 _finish_query(q, cnt, bk, False, cap, cut, levels, inv, nitems, nrel, start,
                               rstart, gsum, hist, relhist, s_out, r_out, pr_rank)
 @njit(parallel=True, cache=True)
@@ -406,13 +404,12 @@ def hist_kernel(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, 
     for ch in prange(nchunks):
         cnt = np.zeros(nd, np.uint64)
         bk = np.empty(0, np.uint32)
-        perm = np.empty(0, np.int64)
         for q in range(ch * nq // nchunks, (ch + 1) * nq // nchunks):
             cnt[:] = 0
             if fast:
                 _pass1_fast(qc[q, 0], ql[q, 0], dc1, dl1, False, cnt, bk)
             else:
-                _pass1(qc, dc, ql, dl, q, single, perm, False, cnt, bk, np.uint64(0))
+                _pass1(qc, dc, ql, dl, q, single, False, cnt, bk, np.uint64(0))
             for d in range(nd):
                 hist[q, d] = np.int64(cnt[d] & _LO)
                 relhist[q, d] = np.int64(cnt[d] >> _HI)
