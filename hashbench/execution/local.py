@@ -23,24 +23,21 @@ class SerialExecutor:
     def run(self, job: Any, tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         deferred = []
         for i, task in enumerate(tasks):
-            result = self._call(job, task, False)
+            result = _call_limited(job, task, self.threads, blocking=False)
             if result is None:
                 deferred.append(i)
             else:
                 yield i, result
         for i in deferred:
-            yield i, self._call(job, tasks[i], True)
-
-    def _call(self, job: Any, task: Any, blocking: bool) -> Any:
-        if self.threads is None:
-            return job(task, blocking)
-        with limit_threads(self.threads):
-            return job(task, blocking)
+            yield i, _call_limited(job, tasks[i], self.threads)
 
 
-def _call_limited(job: Any, task: Any, threads: int) -> Any:
+def _call_limited(job: Any, task: Any, threads: int | None, blocking: bool = True) -> Any:
+    """``job(task, blocking)`` with ``threads`` threads (None: the libraries' own)."""
+    if threads is None:
+        return job(task, blocking)
     with limit_threads(threads):
-        return job(task, True)
+        return job(task, blocking)
 
 
 class JoblibExecutor:

@@ -71,9 +71,8 @@ class ImageInput:
             for pos in position_batches:
                 yield pos, self.tensors(pos)
             return
-        from torch.utils.data import DataLoader
-
         import torch
+        from torch.utils.data import DataLoader
 
         batches = [np.asarray(p, dtype=np.int64) for p in position_batches]
         # Its own generator: a DataLoader draws its workers' base seed from the generator it is given, by
