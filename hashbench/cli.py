@@ -85,9 +85,11 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-corrupt", action="store_true",
                    help="skip (and report) images that do not decode instead of stopping")
     p.add_argument("--weights", help="backbone weights: imagenet, random, or a .pth file "
-                   "(default: the dataset's; synthetic uses a seeded random AlexNet)")
-    p.add_argument("--backbone", help="feature network: alexnet-fc2 (default), vgg16-fc7, vgg19-fc7, resnet50-pool "
-                   "(short: alexnet, vgg16, vgg19, resnet50); see `list backbones`")
+                   "(default: the dataset's: imagenet; `--backbone alexnet --weights random` is the synthetic set's "
+                   "fast random stage)")
+    p.add_argument("--backbone", help="feature network: the dataset's default (synthetic: efficientnet-lite0-pool; "
+                   "real data: alexnet-fc2), vgg16-fc7, vgg19-fc7, resnet50-pool (short: alexnet, vgg16, vgg19, "
+                   "resnet50, lite0); see `list backbones`")
     p.add_argument("--cache-dir", type=Path, help="feature and word-vector cache (default: $HASHBENCH_CACHE "
                    "or ~/.cache/hashbench)")
     p.add_argument("--device", help="auto (GPU when present, the default), cpu or cuda")
@@ -310,6 +312,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         short = {full: alias for alias, full in ALIASES.items()}
         for name, bb in BACKBONES.items():
             print(f"  {name:<15} {bb.summary} [--backbone {short.get(name, name)}]")
+            print(f"  {'':<15}   {bb.provenance()}")
     return 0
 
 

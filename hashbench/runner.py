@@ -176,7 +176,7 @@ class Runner:
         self.split = self._load_split()
         # the backbone (or, for a features-file dataset, the file) the features come from
         self.backbone = backbone_for(self.dataset, config.backbone, config.weights, config.backbone_seed)
-        self.dataset_key = self.dataset.results_key() + results_suffix(self.backbone)
+        self.dataset_key = self.dataset.results_key() + results_suffix(self.backbone, self.dataset.default_backbone)
         self.root = Path(config.results)
         self._features: dict[str, np.ndarray] | None = None
         self._features_info: dict[str, Any] | None = None
@@ -454,6 +454,7 @@ class Runner:
             "features": {
                 "backbone": self.backbone.to_dict(),
                 "description": self.backbone.describe(),
+                "stage": getattr(self.backbone, "stage", None),
                 "cache_key": (info or {}).get("cache_key"),
                 "used": "features" in req,
             },

@@ -1,7 +1,8 @@
 """The UDHT paper's tag-binary baseline (Gattupalli & Li, 2018, section 3.5).
 
 * ``tag-binary`` -- :class:`TagBinary`, on the cached AlexNet FC2 features (frozen backbone);
-* ``tag-binary-e2e`` -- :class:`TagBinaryEndToEnd`, AlexNet fine-tuned from images, as in the paper.
+* ``tag-binary-e2e`` -- :class:`TagBinaryEndToEnd`, the backbone fine-tuned from images, as in the paper
+  (its top by default: ``finetune``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ _AUTHORS = {
     "lr": 1e-3, "momentum": 0.9, "batch_size": 50,
     "max_epochs": 50, "val_fraction": 0.0,
 }
-_E2E = {"backbone_lr": 1e-4, "max_train_images": None, "warmup_epochs": 0}
+_E2E = {"backbone_lr": 1e-4, "max_train_images": None, "warmup_epochs": 0, "finetune": "all"}
 
 _DOC = """
     Gattupalli & Li, *Unsupervised Deep Image Hashing through Tag Embeddings*,
@@ -226,7 +227,9 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
         + _DOC
         + """
     End to end as in the paper, with UDHT's schedule and its departures (see
-    ``udht``): a seeded subset of ``max_train_images`` = 500 training images,
+    ``udht``): only the backbone's top fine-tuned, on the frozen trunk's cached
+    outputs (``finetune`` = "top"; "all" in ``tag-binary-e2e@paper``), a seeded
+    subset of ``max_train_images`` = 500 training images,
     ``warmup_epochs`` = 50 epochs (at most) of the head alone on the initial
     backbone's FC2 outputs, then ``max_epochs`` = 4 (at most, ``patience`` =
     2) of joint fine-tuning with ``backbone_lr`` = 1e-4 for the pre-trained
@@ -239,7 +242,8 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
     defaults_chosen_by = defaults_chosen_by("tag-binary-e2e")
     search_space = {"lr": [1e-3, 1e-2, 3e-2], "lambda3": [0.1, 1.0, 10.0]}
     configurations = {"paper": {**_PAPER, **_E2E}, "authors-code": {**_AUTHORS, **_E2E}}
-    summary = "UDHT paper's baseline: AlexNet fine-tuned with H1 and a contrastive loss on shared binary tags"
+    summary = ("UDHT paper's baseline: the backbone (its top by default) fine-tuned with H1 and a contrastive loss "
+               "on shared binary tags")
     paper = PAPER
     requires = frozenset({"images", "tags"})
     end_to_end = True
@@ -248,7 +252,8 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
                  margin: float = 1.0, l4_similar_power: int = 1, reduction: str = "mean",
                  feature_norm: str = "standardize", max_epochs: int = 4, patience: int = 2, min_delta: float = 1e-4,
                  val_fraction: float = 0.2, warmup_epochs: int = 50, max_train_images: int | None = 500,
-                 dropout: bool = False, batch_size: int = 50, lr: float = 3e-2, backbone_lr: float = 1e-4,
+                 finetune: str = "top", dropout: bool = False, batch_size: int = 50, lr: float = 3e-2,
+                 backbone_lr: float = 1e-4,
                  momentum: float = 0.9, weight_decay: float = 0.0, device: str = "auto") -> None:
         super().__init__(bits=bits, seed=seed)
         _init_common(self, lambda3=lambda3, lambda4=lambda4, margin=margin, l4_similar_power=l4_similar_power,
@@ -257,5 +262,6 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
                      weight_decay=weight_decay, device=device)
         self.warmup_epochs = warmup_epochs
         self.max_train_images = max_train_images
+        self.finetune = finetune
         self.dropout = dropout
         self.backbone_lr = backbone_lr
