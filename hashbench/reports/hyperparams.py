@@ -56,9 +56,27 @@ def _how_chosen(records: dict[int, dict[str, Any]], method: str) -> str:
     text = (f"selected on a validation split of the training role (seed {s['validation_split'].get('seed')}, "
             f"{s['validation_split'].get('validation')} validation queries), {label}; budget {s.get('budget')} "
             f"trials ({trials})")
+    failures = failed_trials_text({b: v for b, v in sels.items() if v})
+    if failures:
+        text += f"; {failures}"
     if missing:
         text += f"; not selected at {', '.join(map(str, sorted(missing)))} bits"
     return text
+
+
+def _params_text(params: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in sorted((params or {}).items())) or "(defaults)"
+
+
+def failed_trials_text(selections: dict[int, dict[str, Any]]) -> str:
+    """'2 of 12 trials failed at 32 bits (lr=0.01: reason; ...)' for the selections (by bit length) that had failures."""
+    parts = []
+    for b, sel in sorted(selections.items()):
+        failed = sel.get("failed") or []
+        if failed:
+            why = "; ".join(f"{_params_text(f['params'])}: {f['failed']}" for f in failed)
+            parts.append(f"{len(failed)} of {sel.get('n_trials_run')} trials failed at {b} bits ({why})")
+    return ", ".join(parts)
 
 
 def _stopping(records: dict[int, dict[str, Any]]) -> str:

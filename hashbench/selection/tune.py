@@ -19,7 +19,7 @@ from ..datasets import get_dataset
 from ..errors import ConfigError
 from ..features import ImageInput, backbone_for, dataset_features, results_suffix
 from ..storage import atomic_write_json, json_digest
-from .search import SELECTION_DIR, TrainingData, run_selection, selection_folder
+from .search import SELECTION_DIR, TrainingData, rank_key, run_selection, selection_folder
 from .validation import validation_split
 
 
@@ -113,11 +113,14 @@ def format_records(records: list[dict[str, Any]]) -> str:
     """A plain-text table of every trial, the chosen one marked."""
     lines = []
     for r in records:
+        chosen = "nothing: every trial failed" if r.get("all_failed") else (r["chosen"] or "(defaults)")
+        failed = f", {r['n_failed']} failed" if r.get("n_failed") else ""
         lines.append(f"{r['method']} {r['bits']} bits, criterion {r['criterion']} ({r['n_trials_run']} of "
-                     f"{r['grid_size']} grid points, budget {r['budget']}): chosen {r['chosen'] or '(defaults)'}")
-        for t in sorted(r["trials"], key=lambda t: -t["score"]):
+                     f"{r['grid_size']} grid points, budget {r['budget']}{failed}): chosen {chosen}")
+        for t in sorted(r["trials"], key=rank_key, reverse=True):
             mark = "*" if t["trial"] == r["best_trial"] else " "
             stop = (t.get("convergence") or {}).get("best_epoch")
-            lines.append(f"  {mark} {t['score']:.4f}  {t['params'] or '(defaults)'}"
-                         + (f"  best epoch {stop}" if stop else ""))
+            score = "FAILED" if t.get("failed") else f"{t['score']:.4f}"
+            lines.append(f"  {mark} {score}  {t['params'] or '(defaults)'}"
+                         + (f"  best epoch {stop}" if stop else "") + (f"  ({t['failed']})" if t.get("failed") else ""))
     return "\n".join(lines)
