@@ -19,6 +19,7 @@ from hashbench.validation import check_features
 
 from ._convergence import EarlyStopping, holdout_split
 from ._deep import check_common, check_int, check_number, minibatch_epoch, seeded, train_early_stopped
+from ._selected import record_defaults
 
 PAPER = ("Lin, Lu, Chen & Zhou, Learning compact binary descriptors with unsupervised deep neural networks, "
          "CVPR 2016")
@@ -217,6 +218,7 @@ class _DeepBitBase(Hasher):
 
 
 @register_method("deepbit")
+@record_defaults("deepbit")
 class DeepBit(_DeepBitBase):
     __doc__ = (
         """DeepBit on the cached AlexNet FC2 features: the hash layer trained with stage 1's L_q + L_e.
@@ -302,6 +304,7 @@ def rotate_batch(x: torch.Tensor, angle: float) -> torch.Tensor:
 
 
 @register_method("deepbit-e2e")
+@record_defaults("deepbit-e2e")
 class DeepBitEndToEnd(_DeepBitBase):
     __doc__ = (
         """DeepBit from images: both stages, stage 2 on rotated copies of the training images.
@@ -327,6 +330,10 @@ class DeepBitEndToEnd(_DeepBitBase):
     )
 
     search_space = {**_DeepBitBase.search_space, "rotation_weight": [1e-3, 1e-2, 1e-1]}
+    inherits_defaults_from = "deepbit"
+    inherits_defaults_because = (
+        "end-to-end training costs minutes per trial on a 2-core CPU; its stage 1 is deepbit's, whose lr and hash-layer activation it takes (rotation_weight, its own, keeps its hand-set value)"
+    )
     display_name = "DeepBit (end to end)"
     summary = "DeepBit from images: hash layer on the frozen backbone, stage 2 with rotated copies (rotation invariance)"
     paper = PAPER

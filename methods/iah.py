@@ -80,6 +80,7 @@ from hashbench.features.regions import grid_proposals
 
 from ._convergence import EarlyStopping, check_convergence_params, holdout_split
 from ._deep import minibatch_epoch
+from ._selected import record_defaults
 
 PAPER = ("Lai, Pan, Shu, Wei & Yan, Instance-Aware Hashing for Multi-Label Image Retrieval, "
          "IEEE TIP 25(6), 2016 (arXiv:1603.03234)")
@@ -139,6 +140,7 @@ def category_triplet_loss(pieces: torch.Tensor, y: torch.Tensor, margin: float) 
 
 
 @register_method("iah")
+@record_defaults("iah")
 class IAH(Hasher):
     __doc__ = __doc__
 

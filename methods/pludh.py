@@ -19,6 +19,7 @@ from torch import nn
 from hashbench import ConfigError, register_method
 
 from ._code_net import CodeLearner, quantization_gap
+from ._selected import record_defaults
 
 PAPER = ("Zhang, Liu, Long & Shao, Unsupervised Deep Hashing With Pseudo Labels for Scalable Image Retrieval, "
          "IEEE TIP 27(4) (2018)")
@@ -186,6 +187,7 @@ def bitwise_mutual_information(u: torch.Tensor, y: torch.Tensor, n_classes: int)
 
 
 @register_method("pludh")
+@record_defaults("pludh")
 class PLUDH(_PLUDHMixin, CodeLearner):
     __doc__ = ("""PLUDH on cached backbone features: pseudo labels by k-means, then the hash layer and the
     pseudo-label classifier trained on the features every method sees.
@@ -238,6 +240,7 @@ class PLUDH(_PLUDHMixin, CodeLearner):
 
 
 @register_method("pludh-e2e")
+@record_defaults("pludh-e2e")
 class PLUDHEndToEnd(_PLUDHMixin, CodeLearner):
     __doc__ = ("""PLUDH end to end from images: pseudo labels from the frozen backbone, then the backbone's top
     fine-tuned with the hash layer and the classifier.
@@ -264,6 +267,10 @@ class PLUDHEndToEnd(_PLUDHMixin, CodeLearner):
     in_default_run = False
     not_in_default_run_because = "end-to-end fine-tuning on a CPU cannot fit the main job's budget"
     search_space = {"n_clusters": ["auto", 25, 50, 100], "alpha": [0.1, 1.0, 10.0], "beta": [0.01, 0.1, 1.0]}
+    inherits_defaults_from = "pludh"
+    inherits_defaults_because = (
+        "end-to-end training costs minutes per trial on a 2-core CPU; it trains pludh's code learner with the same losses, whose values it takes"
+    )
 
     def __init__(
         self,

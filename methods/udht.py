@@ -18,7 +18,7 @@ from hashbench.tags import aggregate_tag_vectors, document_frequency, load_word_
 
 from ._heldout import heldout_l1
 from ._udht_net import TagHashingBase, hinge_loss, pairwise_similarity_loss, quantization_loss
-from ._selected import defaults_chosen_by
+from ._selected import record_defaults
 
 PAPER = "Gattupalli & Li, Unsupervised Deep Image Hashing through Tag Embeddings, arXiv:1806.05804 (2018)"
 
@@ -227,6 +227,7 @@ class _UDHTMixin:
 
 
 @register_method("udht-frozen")
+@record_defaults("udht-frozen")
 class UDHTFrozen(_UDHTMixin, TagHashingBase):
     __doc__ = (
         """UDHT on a frozen AlexNet: FC3/H1/H2 trained on the cached FC2 features.
@@ -246,7 +247,6 @@ class UDHTFrozen(_UDHTMixin, TagHashingBase):
     )
 
     display_name = "UDHT (frozen backbone)"
-    defaults_chosen_by = defaults_chosen_by("udht-frozen")
     #: what model selection may tune (a 12-point grid): the new layers' learning rate, which moved
     #: mAP by 0.12 on the synthetic set, and the hinge weight lambda2 over the paper's own range
     #: (section 4.4: 0.01-100, "higher values of lambda2 gave significantly better mAP").
@@ -310,6 +310,7 @@ class UDHTFrozen(_UDHTMixin, TagHashingBase):
 
 
 @register_method("udht")
+@record_defaults("udht")
 class UDHT(_UDHTMixin, TagHashingBase):
     __doc__ = (
         """UDHT end to end: AlexNet (conv1-FC2) fine-tuned together with FC3/H1/H2, from images.
@@ -371,10 +372,13 @@ class UDHT(_UDHTMixin, TagHashingBase):
     )
 
     display_name = "UDHT"
-    defaults_chosen_by = defaults_chosen_by("udht")
     #: 9 points: every end-to-end trial fine-tunes AlexNet, so a coarser learning-rate grid than
     #: ``udht-frozen``'s; the pre-trained layers keep the paper's 1e-4
     search_space = {"lr": [1e-3, 1e-2, 3e-2], "lambda2": [1.0, 10.0, 100.0]}
+    inherits_defaults_from = "udht-frozen"
+    inherits_defaults_because = (
+        "end-to-end training costs minutes per trial on a 2-core CPU; it trains the same FC3/H1/H2 head with the same losses as udht-frozen, whose values it takes"
+    )
     configurations = {"paper": {**_PAPER_FROZEN, **_E2E}, "authors-code": {**_AUTHORS_FROZEN, **_E2E}}
     summary = "UDHT (paper): AlexNet fine-tuned end to end with hash and tag-vector heads, from images and tag word vectors"
     paper = PAPER

@@ -15,6 +15,7 @@ from hashbench.validation import check_features
 
 from ._convergence import EarlyStopping, holdout_split
 from ._deep import check_common, check_hidden, check_int, check_number, seeded, train_early_stopped
+from ._selected import record_defaults
 from .itq import ITQ
 
 PAPER = ("Do, Doan & Cheung, Learning to hash with binary deep neural network, ECCV 2016 "
@@ -137,6 +138,7 @@ class Encoder(nn.Module):
 
 
 @register_method("uh-bdnn")
+@record_defaults("uh-bdnn")
 class UHBDNN(Hasher):
     """UH-BDNN: an auto-encoder whose code layer is constrained to be binary, independent and balanced.
 

@@ -76,6 +76,8 @@ class TrainingData:
             if self.tags is None:
                 raise ConfigError("this method learns from tags, and the dataset has none")
             out["tags"] = [self.tags[i] for i in positions]
+        if "labels" in requires:  # a supervised reference learns from the training role's labels, as in a run
+            out["labels"] = np.asarray(self.labels[positions])
         if "images" in requires:
             if self.images is None:
                 raise ConfigError("this method learns from images, and none were given to selection")
