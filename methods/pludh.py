@@ -91,8 +91,14 @@ _DOC = """
     still gaining a few 1e-4 per epoch.
 
     Total. *Ours*: L = L_lik - alpha I + beta L_q with alpha = 1 and
-    beta = 0.1 (per-bit means, so that they mean the same at every K). Not the
-    paper's values (unknown); ``search_space`` holds the grid.
+    beta = 0.1 (per-bit means, so that they mean the same at every K). These
+    depart from the pludh.md stand-in, which starts at alpha = 0.1 and
+    beta = 0.01 (hand-set here, ten times larger; neither is the paper's,
+    which are unknown), and its L_q sums over the K bits where ours averages,
+    so our beta = 0.1 is its 0.1/K in effect (0.003 at 32 bits); its MI term is
+    a different reading (see 2.). ``search_space`` holds the grid, both
+    starting points included (alpha 0.1 and 1, beta 0.01 and 0.1), and the
+    shared selection decides.
 """
 
 

@@ -84,10 +84,14 @@ _DOC = """
        train this criterion (``fit_info_["criteria"]`` says so).
 
     Total. *Ours*: L = L_sem + lambda_q L_q + lambda_e L_e (+ lambda_r L_r end
-    to end) with the stand-in's starting weights lambda_q = 0.1,
+    to end) with the stand-in's starting numbers lambda_q = 0.1,
     lambda_e = 0.1, lambda_r = 0.01 (DeepBit weighs its rotation term 1,000x
-    below the others: 0.001 vs 1). Not the paper's values (unknown); they are
-    in ``search_space`` for model selection on the training role.
+    below the others: 0.001 vs 1). They are not the stand-in's weights in
+    effect: the stand-in *sums* L_q, L_e and L_r over the K bits, ours average
+    them, so at the same lambda our terms are K times weaker (lambda_q = 0.1
+    here is the stand-in's 0.1/K, 0.003 at 32 bits); L_sem is a mean in both.
+    Not the paper's values either (unknown); they are in ``search_space`` for
+    model selection on the training role.
 """
 
 
