@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = get_dataset(args.dataset, **options)
     covered = covered_methods(dataset)
     selected = [m for m in args.methods.split(",") if m] or to_select(covered)
+    if args.methods:  # a subset (a trial of this script): the record speaks for it, its twins, the empty spaces
+        covered = [m for m in covered if m in selected or not get_method(m).search_space
+                   or get_method(m).inherits_defaults_from in selected]
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
     trials = 1 if args.estimate else args.trials
     results = args.results / "estimate" if args.estimate else args.results
