@@ -93,6 +93,13 @@ def test_tune_exits_non_zero_only_when_every_trial_of_a_method_failed_and_says_s
     out = capsys.readouterr().out
     assert "sel-fragile 8 bits, criterion labels (4 of 4 grid points, budget 4, 2 failed)" in out
     assert "FAILED" in out
+    # tune writes the same kind of record as the shipped defaults, failures included
+    from hashbench.selection.record import load_record
+
+    (path,) = (tmp_path / "res").rglob("record-labels-8bits.json")
+    rec = load_record(path)
+    assert {m: e["status"] for m, e in rec["methods"].items()} == {"sel-fragile": "selected", "itq": "selected"}
+    assert rec["methods"]["sel-fragile"]["n_failed"] == 2 and rec["config"]["budget"] == 4
     # the report of a run on those selections names the failed trials and their reasons
     assert main(["run", "--dataset", "tiny-test", "-q", "--results", res, "--no-report", "--methods", "sel-fragile",
                  "--bits", "8", "--selected", "labels"]) == 0
@@ -104,6 +111,7 @@ def test_tune_exits_non_zero_only_when_every_trial_of_a_method_failed_and_says_s
     err = capsys.readouterr().err
     assert "every trial failed" in err and "sel-fragile at 8 bits: all 2 trials failed" in err
     assert "itq" not in err.split("nothing was selected for", 1)[1]
+    assert not list((tmp_path / "r2").rglob("record-*.json"))  # no record that would claim a selection
     # and a run asked to use that selection refuses with the same reason
     assert main(["run", "--dataset", "tiny-test", "-q", "--results", str(tmp_path / "r2"), "--no-report",
                  "--methods", "sel-fragile", "--bits", "8", "--selected", "labels"]) == 2

@@ -62,9 +62,9 @@ def build_record(selections: list[dict[str, Any]], methods: list[str], *, what: 
     """The record of one selection run over ``methods`` (registry names), from ``run_selection``'s records.
 
     Every method gets a status: ``inherited`` when its class names a twin to
-    inherit from (the twin must be selected here), ``nothing to select`` when
-    its search space is empty, else ``selected`` (its selection must be in
-    ``selections``). Raises :class:`ConfigError` when the selections do not share
+    inherit from and it was not searched itself (the twin must be selected
+    here), ``nothing to select`` when its search space is empty, else
+    ``selected`` (its selection must be in ``selections``). Raises :class:`ConfigError` when the selections do not share
     one budget, split and stage, when a method has no selection, or when every
     trial of a method failed (nothing was selected: the record would be a lie).
     """
@@ -87,8 +87,8 @@ def build_record(selections: list[dict[str, Any]], methods: list[str], *, what: 
     entries: dict[str, dict[str, Any]] = {}
     for m in methods:
         cls = get_method(m)
-        twin = getattr(cls, "inherits_defaults_from", "")
-        if twin:
+        twin = "" if (m in by_method and cls.search_space) else getattr(cls, "inherits_defaults_from", "")
+        if twin:  # a twin searched in its own right (a user's tune) is selected, not inherited
             if twin not in by_method:
                 raise ConfigError(f"defaults record: {m} inherits from {twin}, which was not selected in this run")
             names = set(cls._param_names())

@@ -106,7 +106,27 @@ def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dic
                 context={**context, "validation_split_file": str(vpath.relative_to(config.results))},
                 force=config.force, echo=echo,
             ))
+    write_records(records, methods, folder, config.criterion, echo)
     return records
+
+
+def write_records(records: list[dict[str, Any]], methods: list[str], folder: Path, criterion: str,
+                  echo: Callable[[str], None]) -> None:
+    """The same kind of record as the shipped defaults (statuses included), one per bit length, beside the
+    selections: ``<folder>/record-<criterion>-<bits>bits.json``. None where every trial of a method failed."""
+    from ..registry import available_methods, get_method
+    from .record import build_record, write_record
+
+    twins = [m for m in available_methods() if get_method(m).inherits_defaults_from in methods and m not in methods]
+    for bits in sorted({r["bits"] for r in records}):
+        try:
+            record = build_record([r for r in records if r["bits"] == bits], [*methods, *twins],
+                                  what=f"selection by `tune` ({criterion}, {bits} bits)")
+        except ConfigError as exc:
+            echo(f"no record for {bits} bits: {exc}")
+            continue
+        path = write_record(record, folder / f"record-{criterion}-{bits}bits.json")
+        echo(f"record of this selection ({bits} bits): {path}")
 
 
 def format_records(records: list[dict[str, Any]]) -> str:
