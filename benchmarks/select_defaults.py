@@ -25,16 +25,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from hashbench.errors import ConfigError
-from hashbench.provenance import hardware, thread_counts
-from hashbench.registry import available_methods, get_method
-from hashbench.selection import TuneConfig, format_records, grid_size, tune
-from hashbench.selection.record import build_record, write_record
+# before torch loads OpenMP (as the command line does): idle threads sleep, not spin, on a shared machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from hashbench.errors import ConfigError  # noqa: E402
+from hashbench.provenance import hardware, thread_counts  # noqa: E402
+from hashbench.registry import available_methods, get_method  # noqa: E402
+from hashbench.selection import TuneConfig, format_records, grid_size, tune  # noqa: E402
+from hashbench.selection.record import build_record, write_record  # noqa: E402
 
 CRITERION, TRIALS, BITS, VAL_SIZE = "labels", 12, 32, 0.2
 
