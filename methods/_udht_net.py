@@ -19,6 +19,15 @@ i != j, L3 by the batch size -- so that the learning rates do not depend on
 the batch size; ``"sum"`` is the paper's formula as printed. The diagonal
 i = j, which the paper's double sums include, adds exactly zero to L1 and L4
 (D_ii = 0 and cos(w_i, w_i) = 1) and is excluded from L2 by its j != n.
+
+The two reductions do not weigh the losses alike. The pairwise sums (L1, L2,
+L4) have k(k - 1) terms, the quantisation sum (L3) k, so dividing each by its
+count moves L3 up against the others by a factor of about k - 1 relative to
+the printed sums: at the default batch of k = 50, L3 weighs about 49 times
+more under ``"mean"`` than under the paper's ``"sum"`` at the same lambdas.
+The shipped defaults (``reduction="mean"``, lambda1 = lambda3 = 1 and the
+selected lambda2) are therefore not the paper's weighting, whatever the
+lambdas; ``udht@paper`` (``reduction="sum"``) is.
 """
 
 from __future__ import annotations

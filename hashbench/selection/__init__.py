@@ -17,7 +17,7 @@ interruption) and would add optuna, SQLAlchemy and alembic to the dependencies.
 """
 
 from .criteria import CRITERIA
-from .search import TrainingData, load_selection, run_selection, selection_folder, summary
+from .search import TrainingData, all_failed, load_selection, rank_key, run_selection, selection_folder, summary
 from .space import check_search_space, grid_size, plan_trials
 from .tune import TuneConfig, format_records, tune
 from .validation import ValidationSplit, validation_split
@@ -26,12 +26,14 @@ __all__ = [
     "CRITERIA",
     "TrainingData",
     "TuneConfig",
+    "all_failed",
     "ValidationSplit",
     "check_search_space",
     "format_records",
     "grid_size",
     "load_selection",
     "plan_trials",
+    "rank_key",
     "run_selection",
     "selection_folder",
     "summary",

@@ -19,7 +19,7 @@ from ..datasets import get_dataset
 from ..errors import ConfigError
 from ..features import ImageInput, backbone_for, dataset_features, results_suffix
 from ..storage import atomic_write_json, json_digest
-from .search import SELECTION_DIR, TrainingData, run_selection, selection_folder
+from .search import SELECTION_DIR, TrainingData, rank_key, run_selection, selection_folder
 from .validation import validation_split
 
 
@@ -106,18 +106,41 @@ def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dic
                 context={**context, "validation_split_file": str(vpath.relative_to(config.results))},
                 force=config.force, echo=echo,
             ))
+    write_records(records, methods, folder, config.criterion, echo)
     return records
+
+
+def write_records(records: list[dict[str, Any]], methods: list[str], folder: Path, criterion: str,
+                  echo: Callable[[str], None]) -> None:
+    """The same kind of record as the shipped defaults (statuses included), one per bit length, beside the
+    selections: ``<folder>/record-<criterion>-<bits>bits.json``. None where every trial of a method failed."""
+    from ..registry import available_methods, get_method
+    from .record import build_record, write_record
+
+    twins = [m for m in available_methods() if get_method(m).inherits_defaults_from in methods and m not in methods]
+    for bits in sorted({r["bits"] for r in records}):
+        try:
+            record = build_record([r for r in records if r["bits"] == bits], [*methods, *twins],
+                                  what=f"selection by `tune` ({criterion}, {bits} bits)")
+        except ConfigError as exc:
+            echo(f"no record for {bits} bits: {exc}")
+            continue
+        path = write_record(record, folder / f"record-{criterion}-{bits}bits.json")
+        echo(f"record of this selection ({bits} bits): {path}")
 
 
 def format_records(records: list[dict[str, Any]]) -> str:
     """A plain-text table of every trial, the chosen one marked."""
     lines = []
     for r in records:
+        chosen = "nothing: every trial failed" if r.get("all_failed") else (r["chosen"] or "(defaults)")
+        failed = f", {r['n_failed']} failed" if r.get("n_failed") else ""
         lines.append(f"{r['method']} {r['bits']} bits, criterion {r['criterion']} ({r['n_trials_run']} of "
-                     f"{r['grid_size']} grid points, budget {r['budget']}): chosen {r['chosen'] or '(defaults)'}")
-        for t in sorted(r["trials"], key=lambda t: -t["score"]):
+                     f"{r['grid_size']} grid points, budget {r['budget']}{failed}): chosen {chosen}")
+        for t in sorted(r["trials"], key=rank_key, reverse=True):
             mark = "*" if t["trial"] == r["best_trial"] else " "
             stop = (t.get("convergence") or {}).get("best_epoch")
-            lines.append(f"  {mark} {t['score']:.4f}  {t['params'] or '(defaults)'}"
-                         + (f"  best epoch {stop}" if stop else ""))
+            score = "FAILED" if t.get("failed") else f"{t['score']:.4f}"
+            lines.append(f"  {mark} {score}  {t['params'] or '(defaults)'}"
+                         + (f"  best epoch {stop}" if stop else "") + (f"  ({t['failed']})" if t.get("failed") else ""))
     return "\n".join(lines)
