@@ -67,6 +67,10 @@ class Hasher:
     ``configurations``
         named parameter sets, ``{name: {param: value}}`` (e.g. ``"paper"``,
         ``"authors-code"``), run as ``method@name`` on the command line;
+    ``row_group``
+        a row group of its own in the report's tables, below the deep methods
+        (e.g. ``"after UDHT"``: methods published after the UDHT paper);
+        empty: grouped as deep or non-deep;
     ``in_default_run``
         False keeps the method out of ``--methods all`` (it still runs by
         name); ``not_in_default_run_because`` says why, and ``list`` shows it.
@@ -84,6 +88,7 @@ class Hasher:
     #: how the defaults of ``__init__`` were chosen, when a record says so (recorded with every result)
     defaults_chosen_by: ClassVar[str] = ""
     configurations: ClassVar[dict[str, dict[str, Any]]] = {}
+    row_group: ClassVar[str] = ""
     in_default_run: ClassVar[bool] = True
     not_in_default_run_because: ClassVar[str] = ""
 
@@ -238,6 +243,7 @@ class Hasher:
             "deep": bool(cls.deep),
             "supervised": cls.is_supervised(),
             **({"defaults_chosen_by": cls.defaults_chosen_by} if cls.defaults_chosen_by else {}),
+            **({"row_group": cls.row_group} if cls.row_group else {}),
             "requires": sorted(cls.requires),
             "in_default_run": bool(cls.in_default_run),
         }
