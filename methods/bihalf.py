@@ -79,16 +79,19 @@ class BiHalf(CosineHead):
 
     * **features**: the run's cached backbone features, with the code's final ``Dropout(0.5)`` applied
       in training (``feature_dropout``); its fc6 dropout cannot be redone on cached features
-      (``methods/_cosine_head.py``). No centring or scaling, as in the code;
+      (``methods/_cosine_head.py``). No scaling, as in the code (centring: below);
     * **stopping**: the code runs a fixed 100 epochs over its 5,000 MIRFLICKR training images (no
       selection; it prints mAP@all on the test queries every 10 epochs) and the last epoch is the model.
-      Here training stops on the held-out objective (L with the codes ``encode`` gives, sign(U), over
-      all pairs of held-out training items), at most ``max_epochs`` = 100 epochs, lr decayed at epoch 60
-      as in the code; nothing is chosen on labels;
+      Here training stops on the held-out objective (L over all pairs of held-out training items, their
+      codes from the bi-half layer over the held-out set, the training dropout with fixed masks), at
+      most ``max_epochs`` = 100 epochs, lr decayed at epoch 60 as in the code; nothing is chosen on labels;
+    * **centring** (``center=True``; ``bihalf@authors-code`` turns it off): as GreedyHash's
+      (``methods/_cosine_head.py``): with the code's raw features the embedded default's codes rank near
+      chance;
     * **odd batches** (the code never meets one): the layer gives floor(N/2) +1s, exactly as the code;
       the similarity loss leaves the last row out.
 
-    Search space: ``lr`` and ``gamma`` around the code's values.
+    Search space: ``lr`` and ``gamma`` around the code's values, and ``center``.
     """
 
     display_name = "Bi-half"
@@ -96,7 +99,8 @@ class BiHalf(CosineHead):
                "entropy), feature cosine similarities kept in the codes, on frozen backbone features")
     paper = PAPER
     components = ("L_sim",)
-    search_space = {"lr": [1e-4, 1e-3, 1e-2], "gamma": [1.0, 3.0, 6.0, 12.0]}
+    search_space = {"lr": [1e-4, 1e-3, 1e-2], "gamma": [1.0, 3.0, 6.0, 12.0], "center": [False, True]}
+    configurations = {"authors-code": {"center": False}}
     row_group = AFTER_UDHT
 
     def __init__(
@@ -109,6 +113,7 @@ class BiHalf(CosineHead):
         weight_decay: float = 5e-4,
         batch_size: int = 32,
         feature_dropout: float = 0.5,
+        center: bool = True,
         lr_decay_epochs: int | None = 60,
         max_epochs: int = 100,
         patience: int = 5,
@@ -123,6 +128,7 @@ class BiHalf(CosineHead):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.feature_dropout = feature_dropout
+        self.center = center
         self.lr_decay_epochs = lr_decay_epochs
         self.max_epochs = max_epochs
         self.patience = patience

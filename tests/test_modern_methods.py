@@ -15,7 +15,8 @@ from hashbench import ConfigError, NotFittedError
 from hashbench.datasets import get_dataset
 from hashbench.features import BackboneSpec, ImageInput
 from hashbench_methods import _views, bihalf, cibhash, greedyhash  # noqa: F401  (registers the methods)
-from hashbench_methods._cosine_head import cosine_all_pairs_loss, cosine_pair_loss
+from hashbench_methods._convergence import holdout_split
+from hashbench_methods._cosine_head import cosine_all_pairs_loss, cosine_pair_loss, fixed_dropout
 from hashbench_methods.bihalf import bihalf as bihalf_layer
 from hashbench_methods.cibhash import nt_xent
 
@@ -144,7 +145,8 @@ def test_views_are_seeded_and_each_image_draws_its_own():
 @pytest.mark.parametrize("name", HEADS)
 def test_training_lowers_the_heldout_objective_on_unseen_items(name, data):
     x, _ = data
-    kw = {"max_epochs": 15, "lr": 1e-2, "device": "cpu"}
+    # without the dropout the objective is deterministic: gradient steps on it must lower it
+    kw = {"max_epochs": 15, "lr": 1e-2, "feature_dropout": 0.0, "device": "cpu"}
     trained = hashbench.create(name, bits=16, seed=0, **kw).fit(x[:500])
     untrained = hashbench.create(name, bits=16, seed=0, **{**kw, "max_epochs": 0}).fit(x[:500])
     a, b = trained.heldout_objective(features=x[500:]), untrained.heldout_objective(features=x[500:])
@@ -153,21 +155,45 @@ def test_training_lowers_the_heldout_objective_on_unseen_items(name, data):
     assert len(trained.history_["heldout_objective"]) == conv["epochs_run"] and "L_sim" in trained.history_
 
 
-def test_bihalf_heldout_objective_uses_balanced_codes_and_greedyhash_adds_its_penalty(data):
+def test_heldout_objective_is_the_training_objective_over_all_pairs(data):
     x, _ = data
     g = hashbench.create("greedyhash", bits=8, max_epochs=1, device="cpu").fit(x[:300])
     b = hashbench.create("bihalf", bits=8, max_epochs=1, device="cpu").fit(x[:300])
-    xv = torch.from_numpy(x[300:400])
+    xv = fixed_dropout(torch.from_numpy(x[300:400]), 0.5, 0)  # the training dropout, masks fixed by the seed
     with torch.no_grad():
-        hg, hb = g.layer_(xv), b.layer_(xv)
-        want_g = cosine_all_pairs_loss(torch.sign(hg), xv) + 0.1 * greedyhash.cubic_penalty(hg).item()
-        want_b = cosine_all_pairs_loss(bihalf_layer(hb, 6.0), xv)
+        xg, xb = xv - g.mean_, xv - b.mean_  # and the training centring
+        hg, hb = g.layer_(xg), b.layer_(xb)
+        want_g = cosine_all_pairs_loss(torch.sign(hg), xg) + 0.1 * greedyhash.cubic_penalty(hg).item()
+        want_b = cosine_all_pairs_loss(bihalf_layer(hb, 6.0), xb)
     assert g.heldout_objective(features=x[300:400]) == pytest.approx(want_g)
     assert b.heldout_objective(features=x[300:400]) == pytest.approx(want_b)
 
 
+@pytest.mark.parametrize("name", HEADS)
+def test_centring_subtracts_the_fitting_mean_everywhere_and_gives_offset_features_contrast(name):
+    x, labels = clustered(n=500, seed=4)
+    x = x + 4.0  # far from the origin: raw cosines all near 1, a target with little to learn
+    kw = {"bits": 16, "seed": 0, "max_epochs": 15, "lr": 1e-3, "device": "cpu"}
+    raw = hashbench.create(name, center=False, **kw).fit(x[:400])  # the authors' code: raw features
+    cen = hashbench.create(name, **kw).fit(x[:400])  # our default
+    fit_rows, _ = holdout_split(400, 0.1, 0)
+    np.testing.assert_allclose(cen.mean_.numpy(), x[:400][fit_rows].mean(0), rtol=1e-5)
+    assert not raw.mean_.any() and cen.fit_info_["centred"]
+    with torch.no_grad():  # encode sees the centred features too
+        want = (cen.layer_(torch.from_numpy(x[400:]) - cen.mean_) > 0).numpy().astype(np.uint8)
+    np.testing.assert_array_equal(cen.encode(x[400:]), want)
+
+    def agreement(h):  # how often the nearest code (Hamming) shares the item's cluster
+        c = h.encode(x[400:]).astype(int)
+        d = (c[:, None, :] != c[None, :, :]).sum(-1) + np.eye(len(c), dtype=int) * 99
+        return float((labels[400:][d.argmin(1)] == labels[400:]).mean())
+
+    assert agreement(cen) > agreement(raw) + 0.2
+
+
 @pytest.mark.parametrize("name, bad", [
     ("greedyhash", {"alpha": -1}), ("greedyhash", {"lr": 0}), ("greedyhash", {"feature_dropout": 1.0}),
+    ("greedyhash", {"center": "yes"}),
     ("bihalf", {"gamma": float("nan")}), ("bihalf", {"lr_decay_epochs": 0}), ("bihalf", {"batch_size": 1}),
     ("cibhash", {"temperature": 0}), ("cibhash", {"hidden": 0}), ("cibhash", {"max_train_images": 2}),
 ])
@@ -225,8 +251,10 @@ def test_cibhash_fits_on_two_views_and_encodes_the_plain_images(tiny, tmp_path, 
     q = _features(data, np.arange(8), spec)
     codes = h.encode(q)
     assert codes.shape == (8, 8) and set(np.unique(codes)) <= {0, 1}
+    fit_rows, _ = holdout_split(32, 0.1, 0)
+    np.testing.assert_allclose(h.mean_.numpy(), feats[fit_rows].mean(0), rtol=1e-5)  # centred on the fitting images
     with torch.no_grad():  # the code of an image: its un-augmented features through the encoder, [logit > 0]
-        want = (h.encoder_(torch.from_numpy(q)) > 0).numpy().astype(np.uint8)
+        want = (h.encoder_(torch.from_numpy(q) - h.mean_) > 0).numpy().astype(np.uint8)
     np.testing.assert_array_equal(codes, want)
     again = hashbench.create("cibhash", bits=8, seed=0, **kw).fit(features=feats, images=images)
     np.testing.assert_array_equal(codes, again.encode(q))  # seeded: views, dropout, batches
