@@ -34,10 +34,11 @@ features far from sparse have cosines bunched near one value (the embedded defau
 0.97 +- 0.01 over pairs; 0.48 +- 0.02 after the dropout), and a target that is nearly the same for every
 pair carries almost nothing to learn: on that default at 32 bits the code's recipe gives codes that rank
 at chance (GreedyHash mAP@5000 0.542, chance 0.541; Bi-half 0.552). Subtracting the fitting items' feature
-mean (after the dropout) from what the layer sees and from the target spreads the cosines (-0.6..0.6) and
-gives 0.601 and 0.598 (ITQ: 0.599), as USDH's centred target and DeepBit's and UDHT's standardised inputs
-do here. It is the one change to the code's recipe in the defaults; ``center`` is also in both methods'
-``search_space``.
+mean from what the layer sees and from the target, before the dropout, spreads the cosines (-0.6..0.6)
+and gives 0.601 and 0.598 (ITQ: 0.599), as USDH's centred target and DeepBit's and UDHT's standardised
+inputs do here. (After the dropout instead, the dropout's noise on the large common component swamps the
+centred signal: the similarity term stopped learning and GreedyHash fell to 0.563.) It is the one change
+to the code's recipe in the defaults; ``center`` is also in both methods' ``search_space``.
 
 The held-out objective is the training objective on the held-out items: the similarity term over *all*
 their pairs (and, for GreedyHash, its penalty on h) -- a batch's pairs (i, i + B/2) under a random
@@ -92,32 +93,47 @@ def cosine_pair_loss(codes: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def fixed_dropout(x: torch.Tensor, p: float, seed: int) -> torch.Tensor:
-    """Inverted dropout at rate ``p`` (``F.dropout``'s scaling) with masks drawn from a generator seeded by
-    ``seed``: the held-out objective then sees features as training does, the same ones every epoch."""
-    if p <= 0:
-        return x
-    g = torch.Generator().manual_seed(int(seed) * 1000 + 13)
-    keep = (torch.rand(x.shape, generator=g) >= p).to(device=x.device, dtype=x.dtype)
-    return x * keep / (1.0 - p)
+    """:func:`dropout` with masks drawn from a generator seeded by ``seed``: the held-out objective then sees
+    features as training does, the same ones every epoch."""
+    return dropout(x, p, torch.Generator().manual_seed(int(seed) * 1000 + 13))
 
 
 def _unit_rows(t: torch.Tensor) -> torch.Tensor:
     return t / t.norm(dim=1, keepdim=True).clamp_min(1e-8)  # F.cosine_similarity's eps
 
 
-def cosine_all_pairs_loss(codes: torch.Tensor, x: torch.Tensor, block: int = 1024) -> float:
-    """The mean over all pairs i != j of (cos(b_i, b_j) - cos(x_i, x_j))^2, in row blocks (no n x n matrix)."""
+def cosine_matrix(x: torch.Tensor) -> torch.Tensor:
+    """The n x n cosine similarities of the rows of ``x`` (float64)."""
+    unit = _unit_rows(x.double())
+    return unit @ unit.T
+
+
+def cosine_all_pairs_loss(codes: torch.Tensor, x: torch.Tensor | None = None, block: int = 1024,
+                          target: torch.Tensor | None = None) -> float:
+    """The mean over all pairs i != j of (cos(b_i, b_j) - cos(x_i, x_j))^2, in row blocks (no n x n matrix of
+    differences); ``target``: the features' cosine matrix when it is already known (held-out items, every epoch)."""
     n = codes.shape[0]
     if n < 2:
         return float("nan")
-    cb, cx = _unit_rows(codes.double()), _unit_rows(x.double())
+    cb = _unit_rows(codes.double())
+    cx = _unit_rows(x.double()) if target is None else None
     total = 0.0
     for s in range(0, n, block):
-        d = cb[s: s + block] @ cb.T - cx[s: s + block] @ cx.T
+        t = target[s: s + block].double() if target is not None else cx[s: s + block] @ cx.T
+        d = cb[s: s + block] @ cb.T - t
         rows = torch.arange(s, min(s + block, n), device=d.device)
         d[rows - s, rows] = 0.0  # the pair (i, i) is no pair
         total += float(d.pow(2).sum())
     return total / (n * (n - 1))
+
+
+def dropout(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Inverted dropout (``F.dropout`` in training: keep with probability 1 - p, scale by 1 / (1 - p)), its
+    mask from ``torch.rand`` (twice as fast as ``F.dropout`` on the CPU for a batch of features)."""
+    if p <= 0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, dtype=torch.float32) >= p
+    return x * keep.to(device=x.device, dtype=x.dtype) / (1.0 - p)
 
 
 class CosineHead(Hasher):
@@ -181,7 +197,7 @@ class CosineHead(Hasher):
         self.history_: dict[str, list[float]] = {}
         x_fit = torch.from_numpy(f[fit_rows]).to(dev)
         x_val = torch.from_numpy(f[val_rows]).to(dev) if val_rows.size else None
-        # ``center`` (ours; the scripts' features are raw): the fitting items' mean leaves x after the dropout
+        # ``center`` (ours; the scripts' features are raw): the fitting items' mean leaves x before the dropout
         self.mean_ = (x_fit.double().mean(0).float() if self.center else torch.zeros(f.shape[1])).to(dev)
         self.fit_info_["centred"] = bool(self.center)
         rng = np.random.default_rng([int(self.seed), 11])
@@ -192,10 +208,7 @@ class CosineHead(Hasher):
             p = float(self.feature_dropout)
 
             def step(rows: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
-                x = x_fit[torch.from_numpy(rows).to(dev)]
-                if p > 0:
-                    x = F.dropout(x, p=p, training=True)
-                x = x - self.mean_
+                x = dropout(x_fit[torch.from_numpy(rows).to(dev)] - self.mean_, p)
                 return self.loss(self.layer_(x), x)
 
             last: dict[str, float] = {}
@@ -211,10 +224,12 @@ class CosineHead(Hasher):
                                             failure=f"{self.name}: the loss became {{}} in epoch {e + 1}"))
                 return dict(last)
 
+            target = self._target(x_val) if x_val is not None else None
+
             def heldout() -> float:
                 if x_val is None:  # val_fraction = 0: the epoch's training objective stands in (recorded as such)
                     return last.get("total", float("inf"))
-                return self._objective(x_val)
+                return self._objective(x_val, target)
 
             stopper = EarlyStopping(int(self.max_epochs), int(self.patience), float(self.min_delta))
             train_early_stopped(stopper, epoch, heldout, self.layer_.state_dict, self.layer_.load_state_dict,
@@ -226,13 +241,21 @@ class CosineHead(Hasher):
 
     # ------------------------------------------------------------ objective
     @torch.no_grad()
-    def _objective(self, x: torch.Tensor) -> float:
+    def _target(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The held-out items' feature cosines as the objective sees them, kept for every epoch (up to 4,096
+        items: 64 MiB; beyond, recomputed in blocks each time)."""
+        if x.shape[0] > 4096:
+            return None
+        return cosine_matrix(fixed_dropout(x - self.mean_, float(self.feature_dropout), int(self.seed))).float()
+
+    @torch.no_grad()
+    def _objective(self, x: torch.Tensor, target: torch.Tensor | None = None) -> float:
         """The held-out objective (module docstring): all pairs, the training codes, the training dropout with
         masks fixed by the seed (the same items give the same value in every epoch)."""
         self.layer_.eval()
-        x = fixed_dropout(x, float(self.feature_dropout), int(self.seed)) - self.mean_
+        x = fixed_dropout(x - self.mean_, float(self.feature_dropout), int(self.seed))
         h = self.layer_(x)
-        value = cosine_all_pairs_loss(self._codes(h), x)
+        value = cosine_all_pairs_loss(self._codes(h), x, target=target)
         extra, _ = self._extra_loss(h)
         return value + float(extra)
 

@@ -159,9 +159,9 @@ def test_heldout_objective_is_the_training_objective_over_all_pairs(data):
     x, _ = data
     g = hashbench.create("greedyhash", bits=8, max_epochs=1, device="cpu").fit(x[:300])
     b = hashbench.create("bihalf", bits=8, max_epochs=1, device="cpu").fit(x[:300])
-    xv = fixed_dropout(torch.from_numpy(x[300:400]), 0.5, 0)  # the training dropout, masks fixed by the seed
-    with torch.no_grad():
-        xg, xb = xv - g.mean_, xv - b.mean_  # and the training centring
+    xv = torch.from_numpy(x[300:400])
+    with torch.no_grad():  # the training centring, then the training dropout (masks fixed by the seed)
+        xg, xb = fixed_dropout(xv - g.mean_, 0.5, 0), fixed_dropout(xv - b.mean_, 0.5, 0)
         hg, hb = g.layer_(xg), b.layer_(xb)
         want_g = cosine_all_pairs_loss(torch.sign(hg), xg) + 0.1 * greedyhash.cubic_penalty(hg).item()
         want_b = cosine_all_pairs_loss(bihalf_layer(hb, 6.0), xb)
@@ -188,7 +188,9 @@ def test_centring_subtracts_the_fitting_mean_everywhere_and_gives_offset_feature
         d = (c[:, None, :] != c[None, :, :]).sum(-1) + np.eye(len(c), dtype=int) * 99
         return float((labels[400:][d.argmin(1)] == labels[400:]).mean())
 
-    assert agreement(cen) > agreement(raw) + 0.2
+    if name == "greedyhash":  # sign codes of raw offset features collapse (Bi-half's balanced codes resist it)
+        assert agreement(cen) > agreement(raw) + 0.2
+    assert agreement(cen) > 0.9
 
 
 @pytest.mark.parametrize("name, bad", [
