@@ -16,7 +16,7 @@ from hashbench.datasets import get_dataset
 from hashbench.features import BackboneSpec, ImageInput
 from hashbench_methods import _views, bihalf, cibhash, greedyhash  # noqa: F401  (registers the methods)
 from hashbench_methods._convergence import holdout_split
-from hashbench_methods._cosine_head import cosine_all_pairs_loss, cosine_pair_loss, fixed_dropout
+from hashbench_methods._cosine_head import cosine_all_pairs_loss, cosine_pair_loss, dropout, fixed_dropout
 from hashbench_methods.bihalf import bihalf as bihalf_layer
 from hashbench_methods.cibhash import nt_xent
 
@@ -87,6 +87,15 @@ def test_nt_xent_is_the_cross_entropy_against_the_other_views():
         others = [c for c in range(10) if c != a]
         total += -sim[a, partner] + np.log(np.sum(np.exp(sim[a, others])))
     assert nt_xent(zi, zj, 0.3).item() == pytest.approx(total / 10, rel=1e-10)
+
+
+def test_dropout_keeps_one_minus_p_scaled_and_fixed_masks_repeat():
+    x = torch.ones(200, 500)
+    y = dropout(x, 0.5, torch.Generator().manual_seed(0))
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0} and abs(float((y > 0).float().mean()) - 0.5) < 0.01
+    torch.testing.assert_close(fixed_dropout(x, 0.5, 3), fixed_dropout(x, 0.5, 3))
+    assert not torch.equal(fixed_dropout(x, 0.5, 3), fixed_dropout(x, 0.5, 4))
+    assert dropout(x, 0.0) is x
 
 
 # ------------------------------------------------------------ augmentations
