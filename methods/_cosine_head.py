@@ -14,8 +14,8 @@ GreedyHash's extra term on h. At test time both encode b = sign(h) (the bit is [
 Here the hash layer reads the cached features of the run's backbone (whichever it is: nothing assumes
 4,096 dimensions); :class:`CosineHead` is the training loop both methods share:
 
-* the features as the official scripts see them: raw (no centring or scaling; their network feeds fc7
-  to the layer directly) and, in training, through the dropout that ends their truncated VGG
+* the features as the official scripts see them, unscaled (their network feeds fc7 to the layer
+  directly; centred here by default, see below) and, in training, through the dropout that ends their truncated VGG
   classifier (``vgg.classifier.children()[:6]`` ends with ``Dropout(0.5)``, active under ``cnn.train()``);
   ``feature_dropout`` is that rate (0.5). Their fc6 dropout, which changes fc7 itself, cannot be redone on
   cached features: a departure;
@@ -33,10 +33,10 @@ Centring (ours, ``center=True`` by default; the scripts' features are raw, ``cen
 features far from sparse have cosines bunched near one value (the embedded default's random-AlexNet FC2:
 0.97 +- 0.01 over pairs; 0.48 +- 0.02 after the dropout), and a target that is nearly the same for every
 pair carries almost nothing to learn: on that default at 32 bits the code's recipe gives codes that rank
-at chance (GreedyHash mAP@5000 0.542, chance 0.541; Bi-half 0.552). Subtracting the fitting items' feature
-mean from what the layer sees and from the target, before the dropout, spreads the cosines (-0.6..0.6)
-and gives 0.601 and 0.598 (ITQ: 0.599), as USDH's centred target and DeepBit's and UDHT's standardised
-inputs do here. (After the dropout instead, the dropout's noise on the large common component swamps the
+near chance (mAP@5000 GreedyHash 0.548, Bi-half 0.568; chance 0.541). Subtracting the fitting items'
+feature mean from what the layer sees and from the target, before the dropout, spreads the cosines
+(-0.6..0.6) and gives 0.606 and 0.602 (ITQ: 0.599), as USDH's centred target and DeepBit's and UDHT's
+standardised inputs do here. (After the dropout instead, the dropout's noise on the large common component swamps the
 centred signal: the similarity term stopped learning and GreedyHash fell to 0.563.) It is the one change
 to the code's recipe in the defaults; ``center`` is also in both methods' ``search_space``.
 

@@ -43,12 +43,15 @@ def test_all_pairs_loss_is_its_definition():
     rng = np.random.default_rng(0)
     b = np.sign(rng.standard_normal((9, 5)))
     x = np.abs(rng.standard_normal((9, 7)))
+    x[4] = 0.0  # a ReLU feature vector can be all zero: its cosines are 0, its own pair (i, i) still no pair
 
     def cos(a):
         unit = a / np.linalg.norm(a, axis=1, keepdims=True)
         return unit @ unit.T
 
-    want = np.mean([(cos(b)[i, j] - cos(x)[i, j]) ** 2 for i in range(9) for j in range(9) if i != j])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = np.nan_to_num(cos(x))
+    want = np.mean([(cos(b)[i, j] - cx[i, j]) ** 2 for i in range(9) for j in range(9) if i != j])
     got = cosine_all_pairs_loss(torch.from_numpy(b), torch.from_numpy(x), block=4)  # blocks that split the rows
     assert got == pytest.approx(want, rel=1e-12)
 
@@ -141,13 +144,23 @@ def test_crops_follow_torchvisions_ranges_and_resize_exactly():
                                want.numpy(), atol=1e-6)
 
 
-def test_views_are_seeded_and_each_image_draws_its_own():
+def test_views_are_seeded_and_each_image_draws_its_own(monkeypatch):
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)).repeat(6, 1, 1, 1)
+
+    def n_distinct(views):
+        return len({tuple(np.round(v.flatten().numpy(), 5)) for v in views})
+
     a = _views.augment(x, torch.Generator().manual_seed(5))
-    b = _views.augment(x, torch.Generator().manual_seed(5))
-    torch.testing.assert_close(a, b)
-    assert a.shape == x.shape and torch.isfinite(a).all()
-    assert len({tuple(np.round(v.flatten()[:50].numpy(), 5)) for v in a}) == 6  # six different views of one image
+    torch.testing.assert_close(a, _views.augment(x, torch.Generator().manual_seed(5)))
+    assert a.shape == x.shape and torch.isfinite(a).all() and n_distinct(a) == 6
+    # each step on its own still gives every image its own draw
+    for p in ("JITTER_P", "GRAYSCALE_P", "BLUR_P"):
+        monkeypatch.setattr(_views, p, 0.0)
+    assert n_distinct(_views.augment(x, torch.Generator().manual_seed(5))) == 6  # crops and flips alone
+    monkeypatch.setattr(_views, "crop_resize_flip", lambda rgb, boxes, flip: rgb)
+    assert n_distinct(_views.augment(x, torch.Generator().manual_seed(5))) == 1  # nothing left to draw
+    monkeypatch.setattr(_views, "JITTER_P", 1.0)
+    assert n_distinct(_views.augment(x, torch.Generator().manual_seed(5))) == 6  # colour jitter alone
 
 
 # ------------------------------------------------------------ GreedyHash / Bi-half
