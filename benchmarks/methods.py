@@ -1,5 +1,5 @@
-"""Fit and encode times of the eight classical methods, the three deep baselines and USDH/PLUDH on
-features, at the scale of the paper's experiments.
+"""Fit and encode times of the eight classical methods, the three deep baselines, USDH/PLUDH and
+GreedyHash/Bi-half on features, at the scale of the paper's experiments.
 
     python benchmarks/methods.py                 # 20,000 x 4,096 training set, 100,000-item database
     python benchmarks/methods.py --quick         # 5,000 x 1,024 and 20,000: a smoke run
@@ -19,7 +19,7 @@ Ratios against references run in this same process:
 * ``pcah``: our fit against scikit-learn's ``PCA(svd_solver="covariance_eigh")``;
 * ``dsh``, ``agh``, ``agh2``: the share of the fit spent in scikit-learn's
   KMeans (the same call, timed alone): the issue expects k-means to dominate;
-* ``dh``, ``uh-bdnn``, ``deepbit``, ``usdh``, ``pludh`` (deep, features mode,
+* ``dh``, ``uh-bdnn``, ``deepbit``, ``usdh``, ``pludh``, ``greedyhash``, ``bihalf`` (deep, features mode,
   default schedules, early-stopped: the epochs run are printed): their fit
   against ITQ's fit on the same data, the classical method they are compared
   with in the papers' tables; for PLUDH also the share of the fit spent on its
@@ -43,11 +43,11 @@ import numpy as np  # noqa: E402
 
 import hashbench  # noqa: E402
 from hashbench_methods import (  # noqa: F401,E402  (register them)
-    agh, deepbit, dh, dsh, itq, lsh, pcah, pludh, sh, sph, uh_bdnn, usdh,
+    agh, bihalf, deepbit, dh, dsh, greedyhash, itq, lsh, pcah, pludh, sh, sph, uh_bdnn, usdh,
 )
 
 CLASSICAL = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2"]
-DEEP = ["dh", "uh-bdnn", "deepbit", "usdh", "pludh"]
+DEEP = ["dh", "uh-bdnn", "deepbit", "usdh", "pludh", "greedyhash", "bihalf"]
 ALL = CLASSICAL + DEEP
 
 

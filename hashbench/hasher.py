@@ -75,6 +75,10 @@ class Hasher:
     ``configurations``
         named parameter sets, ``{name: {param: value}}`` (e.g. ``"paper"``,
         ``"authors-code"``), run as ``method@name`` on the command line;
+    ``row_group``
+        a row group of its own in the report's tables, below the deep methods
+        (e.g. ``"after UDHT"``: methods published after the UDHT paper);
+        empty: grouped as deep or non-deep;
     ``in_default_run``
         False keeps the method out of ``--methods all`` (it still runs by
         name); ``not_in_default_run_because`` says why, and ``list`` shows it.
@@ -94,6 +98,7 @@ class Hasher:
     inherits_defaults_from: ClassVar[str] = ""
     inherits_defaults_because: ClassVar[str] = ""
     configurations: ClassVar[dict[str, dict[str, Any]]] = {}
+    row_group: ClassVar[str] = ""
     in_default_run: ClassVar[bool] = True
     not_in_default_run_because: ClassVar[str] = ""
 
@@ -248,6 +253,7 @@ class Hasher:
             "deep": bool(cls.deep),
             "supervised": cls.is_supervised(),
             **({"defaults_chosen_by": dict(cls.defaults_chosen_by)} if cls.defaults_chosen_by else {}),
+            **({"row_group": cls.row_group} if cls.row_group else {}),
             "requires": sorted(cls.requires),
             "in_default_run": bool(cls.in_default_run),
         }

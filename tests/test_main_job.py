@@ -20,7 +20,7 @@ def test_main_job_runs_every_method_and_writes_the_report(tmp_path, capsys):
         "--param", "tag-binary-e2e.max_train_images=64",
         "--param", "udht-frozen.max_epochs=2", "--param", "tag-binary.max_epochs=2",
         "--param", "dh.max_epochs=2", "--param", "uh-bdnn.max_epochs=1", "--param", "uh-bdnn.lbfgs_iter=5",
-        "--param", "deepbit.max_epochs=2",
+        "--param", "deepbit.max_epochs=2", "--param", "greedyhash.max_epochs=2", "--param", "bihalf.max_epochs=2",
     ])
     assert code == 0
     out = capsys.readouterr().out
@@ -33,6 +33,7 @@ def test_main_job_runs_every_method_and_writes_the_report(tmp_path, capsys):
                 if hashbench.get_method(m).in_default_run and not hashbench.get_method(m).is_supervised()}
     assert "deepbit-e2e" not in expected and {"dh", "uh-bdnn", "deepbit"} <= expected
     assert {"usdh", "pludh"} <= expected and not {"usdh-e2e", "pludh-e2e"} & expected
+    assert {"greedyhash", "bihalf"} <= expected and "cibhash" not in expected  # CIBHash: views through the backbone
     assert set(frame.method) == expected
     assert len(frame) == 2 * len(expected)
     assert frame["mAP@all"].between(0, 1).all()

@@ -11,13 +11,15 @@ from hashbench import ConfigError, DataError, NotFittedError
 from hashbench_methods._convergence import holdout_split
 
 # Import every method module, so the tests do not depend on pyproject's entry points.
-from hashbench_methods import agh, deepbit, dh, dsh, itq, lsh, pcah, sh, sph, uh_bdnn  # noqa: F401
+from hashbench_methods import agh, bihalf, deepbit, dh, dsh, greedyhash, itq, lsh, pcah, sh, sph, uh_bdnn  # noqa: F401
 
 CLASSICAL = ["lsh", "pcah", "itq", "sh", "sph", "dsh", "agh", "agh2"]
 # the UDHT paper's deep baselines on features, with short schedules (the contract is under test here;
 # their learning in tests/test_methods_deep.py)
 DEEP = {"dh": {"max_epochs": 3}, "uh-bdnn": {"max_epochs": 2, "lbfgs_iter": 30, "hidden": (16, 12)},
-        "deepbit": {"max_epochs": 3}}
+        "deepbit": {"max_epochs": 3},
+        # the methods published after UDHT that learn from features (CIBHash needs images: test_modern_methods.py)
+        "greedyhash": {"max_epochs": 3, "lr": 1e-2}, "bihalf": {"max_epochs": 3, "lr": 1e-2}}
 METHODS = CLASSICAL + list(DEEP)
 DETERMINISTIC = {"pcah", "sh"}  # no random choice: the seed must not matter
 

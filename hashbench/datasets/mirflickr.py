@@ -48,7 +48,15 @@ label and at least one vocabulary tag. 2,000 random queries, the other 18,015
 images are the database, and 10,000 random database images train (DCMH's
 choice; ``n_train=None`` trains on the whole database).
 
-Items with no tags are therefore dropped by either protocol's tag filter (set
+``"bihalf"``: the setting of Bi-half's MIRFLICKR script (Li & van Gemert, AAAI 2021;
+liyunqianggyn/Deep-Unsupervised-Image-Hashing, ``ImageHashing/Flickr25k.py`` and
+``data/flickr25k.py``, commit 1cd671a): every image of the release (its ``img.txt`` lists all 25,000,
+its ``targets.txt`` the 24 potential concepts, images without any label included), 2,000 random
+queries, 5,000 random training items from the others, and every non-query image as the database
+(training items included). Here ``min_tags=0`` and ``min_labels=0`` keep every image, and the 24
+labels are the default ``label_set``. Its script reports mAP over the whole database (mAP@all).
+
+Items with no tags are therefore dropped by the paper and cleaned protocols' tag filters (set
 ``min_tags=0`` to keep them). Tags come from ``meta/tags`` (the publisher's
 lower-cased, space-free form) unless ``tags_source="raw"``.
 
@@ -94,7 +102,10 @@ PROTOCOLS = {
     # protocol: (min_tags, count_tags_in, n_query, n_database, n_train)
     "paper": (3, "all", 2000, 16000, None),
     "cleaned": (1, "vocabulary", 2000, None, 10000),
+    "bihalf": (0, "all", 2000, None, 5000),
 }
+#: the fewest labels an item needs, per protocol (1 unless said here)
+PROTOCOL_MIN_LABELS = {"bihalf": 0}
 _TAG_FILE = re.compile(r"tags(\d+)\.txt$")
 _OPTIONS = [
     "protocol", "label_set", "min_tags", "min_labels", "count_tags_in", "min_tag_count", "tags_source",
@@ -103,23 +114,24 @@ _OPTIONS = [
 
 
 @register_dataset("mirflickr25k", summary="MIRFLICKR-25K (Huiskes & Lew 2008): Flickr images, user tags, "
-                                          "24 or 38 concepts; protocols paper (default) and cleaned")
+                                          "24 or 38 concepts; protocols paper (default), cleaned and bihalf")
 class MirFlickr25k(FileImageDataset):
     """MIRFLICKR-25K in its publisher's layout (see the module docstring for the layout and protocols).
 
     Parameters
     ----------
     root : the folder holding ``mirflickr/`` and the annotation files.
-    protocol : "paper" (UDHT's, the default) or "cleaned" (the 20,015-image subset).
+    protocol : "paper" (UDHT's, the default), "cleaned" (the 20,015-image subset) or "bihalf" (every
+        image; 2,000 queries, 5,000 training items).
     label_set : "24" (potential concepts) or "38" (plus the 14 ``_r1`` sets).
     min_tags, count_tags_in : keep items with at least ``min_tags`` tags counted among
         "all" their tags or only those in the "vocabulary" (protocol defaults: 3/"all", 1/"vocabulary").
-    min_labels : keep items with at least this many labels (1).
+    min_labels : keep items with at least this many labels (protocol default: 1; "bihalf": 0).
     min_tag_count : the tag vocabulary is the tags on at least this many of all images (20,
         giving the 1,386-tag vocabulary); item tag lists are restricted to it. 1 keeps every tag.
     tags_source : "clean" (``meta/tags``) or "raw" (``meta/tags_raw``, lower-cased here).
-    n_query, n_database, n_train : role sizes (protocol defaults: 2000/16000/database and
-        2000/rest/10000). None for n_database means every non-query item; for n_train, the database.
+    n_query, n_database, n_train : role sizes (protocol defaults: 2000/16000/database,
+        2000/rest/10000 and 2000/rest/5000). None for n_database means every non-query item; for n_train, the database.
     annotations : folder of the annotation files, if not in a standard place.
     skip_corrupt : leave out (and report) images that are missing or do not decode,
         instead of stopping with an error that names the file.
@@ -137,7 +149,7 @@ class MirFlickr25k(FileImageDataset):
         protocol: str = "paper",
         label_set: str | int = "24",
         min_tags: int | None = None,
-        min_labels: int = 1,
+        min_labels: int | None = None,
         count_tags_in: str | None = None,
         min_tag_count: int = 20,
         tags_source: str = "clean",
@@ -156,7 +168,8 @@ class MirFlickr25k(FileImageDataset):
         # -1 marks "the protocol's default" where None is itself a meaningful value
         self.min_tags = check_count(ds, "min_tags", d_min_tags if min_tags is None else min_tags, 0)
         self.count_tags_in = check_choice(ds, "count_tags_in", count_tags_in or d_count_in, ("all", "vocabulary"))
-        self.min_labels = check_count(ds, "min_labels", min_labels, 0)
+        self.min_labels = check_count(ds, "min_labels",
+                                      PROTOCOL_MIN_LABELS.get(protocol, 1) if min_labels is None else min_labels, 0)
         self.min_tag_count = check_count(ds, "min_tag_count", min_tag_count, 1)
         self.tags_source = check_choice(ds, "tags_source", tags_source, ("clean", "raw"))
         self.n_query = check_count(ds, "n_query", d_query if n_query is None else n_query, 1)

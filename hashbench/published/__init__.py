@@ -17,12 +17,21 @@ kind        "non-deep" or "deep", as the paper groups it
 method      the hashbench method that implements it ("itq"); empty when there is none
 params      JSON object: parameters our cell must have to be compared ({"aggregation": "idf"})
 value       the published number
-note        anything a reader should know (a guess, a correction)
+note        anything a reader should know (a guess, a correction; "recalled" where the number was not
+            read from the paper itself)
+backbone    optional: the backbone the paper's features came from, a hashbench backbone name
+            ("vgg16-fc7"); empty: not stated (the UDHT paper's AlexNet is the default)
+selection   optional: how the paper's number was chosen when its code chose it on labels
+            ("test queries": the best epoch by the test queries' mAP); empty: not known to be
 ==========  ==================================================================================
+
+A comparison carries what still differs as caveats: other backbone weights or network, another split
+size, numbers selected on the test queries, recalled numbers.
 
 A setting is (dataset, protocol, options, metric, bits); a results folder matches it when
 its cells ran that dataset under that protocol with those options
-(:func:`matching_rows`). The UDHT paper's Tables 2, 3 and 4 ship as ``udht2018.csv``.
+(:func:`matching_rows`). The UDHT paper's Tables 2, 3 and 4 ship as ``udht2018.csv``; papers published
+after it, as ``bihalf2021.csv`` and ``cibhash2021.csv`` (each file says where its numbers come from).
 Another paper adds its numbers in a file of the same format, from a plugin package through
 the entry-point group ``hashbench.published`` (the entry point names a CSV path, or a
 callable returning one or a list of them), or at run time with :func:`register_published`.
@@ -41,14 +50,16 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["COLUMNS", "ENTRY_POINT_GROUP", "load_published", "matching_rows", "read_published_csv",
+__all__ = ["COLUMNS", "ENTRY_POINT_GROUP", "OPTIONAL_COLUMNS", "load_published", "matching_rows", "read_published_csv",
            "register_published", "sources"]
 
 COLUMNS = ("paper", "table", "dataset", "protocol", "options", "split", "weights", "metric", "bits",
            "name", "kind", "method", "params", "value", "note")
+#: columns a file may leave out (read as empty)
+OPTIONAL_COLUMNS = ("backbone", "selection")
 ENTRY_POINT_GROUP = "hashbench.published"
 _HERE = Path(__file__).resolve().parent
-_BUILT_IN = (_HERE / "udht2018.csv",)
+_BUILT_IN = (_HERE / "udht2018.csv", _HERE / "bihalf2021.csv", _HERE / "cibhash2021.csv")
 _REGISTERED: list[Path] = []
 
 
@@ -81,6 +92,9 @@ def read_published_csv(path: str | Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"published numbers {path}: missing column(s) {', '.join(missing)}; "
                         f"expected: {', '.join(COLUMNS)}")
+    for col in OPTIONAL_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = ""
     rows = []
     for i, row in enumerate(frame.to_dict("records")):
         where = f"published numbers {path}, row {i + 2}"  # the header is line 1
@@ -109,7 +123,7 @@ def read_published_csv(path: str | Path) -> pd.DataFrame:
             "source": f"{row['table']}, {row['paper']}",
             "file": str(path),
         })
-    return pd.DataFrame(rows, columns=[*COLUMNS, "source", "file"])
+    return pd.DataFrame(rows, columns=[*COLUMNS, *OPTIONAL_COLUMNS, "source", "file"])
 
 
 def register_published(path: str | Path) -> None:
@@ -144,7 +158,8 @@ def sources() -> list[Path]:
 def load_published() -> pd.DataFrame:
     """Every published number of every source, one row each."""
     frames = [read_published_csv(p) for p in sources()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "source", "file"])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=[*COLUMNS, *OPTIONAL_COLUMNS, "source", "file"])
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -53,12 +53,22 @@ PAPER_ROW_ORDER = ("itq", "pcah", "lsh", "dsh", "sph", "sh", "agh", "agh2",
                    "tag-binary", "tag-binary-e2e", "udht-frozen", "udht")
 
 
-def method_sort_key(method: str, display_name: str, deep: bool, supervised: bool = False) -> tuple:
+#: Rows of methods with a row group of their own (``Hasher.row_group``), in this order within it.
+GROUP_ROW_ORDER = ("greedyhash", "bihalf", "cibhash")
+
+
+def method_sort_key(method: str, display_name: str, deep: bool, supervised: bool = False,
+                    row_group: str = "") -> tuple:
     """Table rows and legend entries: non-deep before deep; the paper's methods in its row order;
     any other method (a plugin, a new proposal) after them by display name, where papers put theirs;
-    supervised references last, apart from the unsupervised methods they are a reference for."""
-    known = method in PAPER_ROW_ORDER
-    return (supervised, deep, not known, PAPER_ROW_ORDER.index(method) if known else 0, display_name.lower(), method)
+    then the methods of a row group of their own (``Hasher.row_group``, e.g. those published after
+    the UDHT paper), group by group; supervised references last, apart from the unsupervised
+    methods they are a reference for."""
+    base = method.partition("@")[0]
+    order = GROUP_ROW_ORDER if row_group else PAPER_ROW_ORDER
+    known = method in order or (bool(row_group) and base in order)
+    index = order.index(method if method in order else base) if known else 0
+    return (supervised, bool(row_group), row_group, deep, not known, index, display_name.lower(), method)
 
 
 @dataclass(frozen=True)
@@ -121,8 +131,10 @@ def methods_in_order(cells: pd.DataFrame) -> list[tuple[str, str, bool]]:
     """(method, display name, deep) of the methods in ``cells``, in :func:`method_sort_key` order."""
     rows = cells.drop_duplicates("method")
     sup = dict(zip(rows["method"], rows["supervised"])) if "supervised" in rows else {}
+    groups = dict(zip(rows["method"], rows["row_group"])) if "row_group" in rows else {}
     triples = ((m, d, bool(x)) for m, d, x in rows[["method", "display_name", "deep"]].itertuples(index=False))
-    return sorted(triples, key=lambda r: method_sort_key(*r, supervised=bool(sup.get(r[0], False))))
+    return sorted(triples, key=lambda r: method_sort_key(*r, supervised=bool(sup.get(r[0], False)),
+                                                         row_group=str(groups.get(r[0]) or "")))
 
 
 #: the prefix of category-aware retrieval's metrics (hashbench.evaluation.category)
@@ -279,6 +291,14 @@ class ReportData:
         return self.frame[self.frame["group"] == group]
 
     @property
+    def row_groups(self) -> dict[str, str]:
+        """Method -> its row group of its own (``Hasher.row_group``), for the methods that have one."""
+        if "row_group" not in self.frame:
+            return {}
+        sub = self.frame[self.frame["row_group"] != ""].drop_duplicates("method")
+        return dict(zip(sub["method"], sub["row_group"]))
+
+    @property
     def supervised(self) -> set[str]:
         """Methods that learned from labels: shown apart, as references, never ranked with the others."""
         if "supervised" not in self.frame:
@@ -379,6 +399,7 @@ def load_report_data(results: str | Path) -> ReportData:
             "display_name": str(method.get("display_name") or method.get("name")),
             "deep": bool(method.get("deep", False)),
             "supervised": bool(method.get("supervised", False)),
+            "row_group": str(method.get("row_group") or ""),
             "bits": int(r["bits"]),
             "seed": int(r["seed"]),
             "group": _convention_of(r),

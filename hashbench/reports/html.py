@@ -111,6 +111,7 @@ def metric_table_html(data: ReportData, table: MetricTable) -> str:
     head += [f"<th>{_e(p.label)} · {b} bits</th>" for p, b in table.columns]
     rows = []
     first_deep = first_supervised = True
+    groups_seen: set[str] = set()
     methods = {m: d for m, _, d in table.rows}
     for (name, typ, entries), method in zip(table._row_entries(), [m for m, _, _ in table.rows] + [None]):
         cls = []
@@ -120,6 +121,10 @@ def metric_table_html(data: ReportData, table: MetricTable) -> str:
             if first_supervised and any(m not in table.supervised for m in methods):
                 cls.append("supervised-first")
             first_supervised = False
+        elif method is not None and method in table.row_groups:  # a row group of its own, below a rule
+            if table.row_groups[method] not in groups_seen:
+                groups_seen.add(table.row_groups[method])
+                cls.append("deep-first")
         elif method is not None and methods.get(method) and first_deep:
             first_deep = False
             if any(not d for d in methods.values()):

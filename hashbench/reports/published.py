@@ -133,6 +133,20 @@ def caveats_for(protocol: Protocol, pub: pd.DataFrame) -> list[str]:
         names = {"imagenet": "ImageNet", "random": "RANDOM (untrained)"}
         out.append(f"Our features use {names.get(protocol.weights, protocol.weights)} backbone weights, the paper's "
                    f"{', '.join(names.get(w, w) for w in weights)} weights: the differences measure that too.")
+    backbones = sorted(set(pub["backbone"]) - {""}) if "backbone" in pub else []
+    ours_net = str(protocol.backbone.get("name") or "")
+    if backbones and ours_net and ours_net not in backbones:
+        out.append(f"Our features come from {ours_net}, the paper's from {', '.join(backbones)}.")
+    if "selection" in pub:
+        chosen = pub[pub["selection"].astype(str).str.strip() != ""]
+        for how, sub in chosen.groupby("selection", sort=False):
+            names = ", ".join(dict.fromkeys(sub["name"]))
+            out.append(f"The published {names} numbers were selected on {how} (their code kept the epoch with the "
+                       f"best mAP on {how}); ours never look at query labels, so they may sit below.")
+    recalled = pub[pub["note"].astype(str).str.lower().str.startswith("recalled")]
+    if not recalled.empty:
+        out.append(f"The published {', '.join(dict.fromkeys(recalled['name']))} numbers are recalled, not read from "
+                   "the paper (see the note in their source file).")
     splits = [s for s in pub["split"] if s]
     if splits:
         paper = splits[0]
@@ -215,7 +229,9 @@ def _compare(data: ReportData, protocol: Protocol, table: MetricTable, pub: pd.D
                 used.update(int(i) for i in cands.index)
                 row.values[b] = (float(best["value"]), ours)
                 row.sources[b] = "; ".join(dict.fromkeys(same["table"]))
-                row.published_name = row.published_name or str(best["name"])
+                chosen = str(best.get("selection") or "").strip()
+                row.published_name = row.published_name or (
+                    str(best["name"]) + (f" [selected on {chosen}]" if chosen else ""))
             else:
                 row.values[b] = (None, ours)
         rows.append(row)

@@ -114,6 +114,7 @@ class MetricTable:
     boot_seed: int = 0
     n_seeds: tuple[int, int] = (1, 1)  # (min, max) seeds per cell
     supervised: set[str] = field(default_factory=set)  # rows below a rule, never ranked or tested
+    row_groups: dict[str, str] = field(default_factory=dict)  # method -> its own row group (below the deep ones)
 
     @property
     def columns(self) -> list[tuple[Protocol, int]]:
@@ -180,6 +181,8 @@ class MetricTable:
         out = []
         for method, display, deep in self.rows:
             kind = SUPERVISED_LABEL if method in self.supervised else TYPE_LABELS[deep]
+            if method in self.row_groups and method not in self.supervised:
+                kind = f"{kind}, {self.row_groups[method]}"
             out.append((display, kind, [self.entries.get((method, p.key, b)) for p, b in self.columns]))
         if self.chance:
             out.append((CHANCE_LABEL, "", [Entry(self.chance[p.key]) if p.key in self.chance else None for p, _ in self.columns]))
@@ -212,8 +215,10 @@ class MetricTable:
         )
         tabular = _booktabs_layout(
             tabular,
-            sizes=[sum(not d and m not in self.supervised for m, _, d in self.rows),
-                   sum(d and m not in self.supervised for m, _, d in self.rows),
+            sizes=[sum(not d and m not in self.supervised and m not in self.row_groups for m, _, d in self.rows),
+                   sum(d and m not in self.supervised and m not in self.row_groups for m, _, d in self.rows),
+                   *[sum(self.row_groups.get(m) == g and m not in self.supervised for m, _, _ in self.rows)
+                     for g in dict.fromkeys(self.row_groups[m] for m, _, _ in self.rows if m in self.row_groups)],
                    sum(m in self.supervised for m, _, _ in self.rows),
                    int(bool(self.chance))],
             groups=[len(self.bits[p.key]) for p in self.protocols],
@@ -298,6 +303,7 @@ def build_table(
     supervised = data.supervised & {m for m, _, _ in rows}
     table = MetricTable(
         supervised=supervised,
+        row_groups={m: g for m, g in data.row_groups.items() if m in {r[0] for r in rows}},
         metric=metric,
         group=group,
         protocols=protocols,
