@@ -12,6 +12,7 @@ import pytest
 import hashbench.published as published
 from hashbench.cli import main
 from hashbench.datasets import get_dataset
+from hashbench.datasets._protocols import per_class_split
 from hashbench.published import COLUMNS, OPTIONAL_COLUMNS, load_published, matching_rows, register_published
 from hashbench.store import iter_cells
 
@@ -41,6 +42,22 @@ def test_each_later_number_names_its_source_setting_and_how_sure_it_is(later):
     assert set(matching_rows("cifar10", "standard", standard)["method"]) == {"cibhash", "greedyhash"}
     assert set(matching_rows("cifar10", "standard", {**standard, "n_query_per_class": 1000,
                                                      "n_train_per_class": 5000})["method"]) == {"bihalf"}
+
+
+def _sizes_drawn(dataset: str, protocol: str, options: dict) -> dict[str, int]:
+    """The role sizes hashbench's protocol gives the real dataset under these options."""
+    if dataset == "cifar10":  # 60,000 images, 6,000 per class: the per-class draw on those labels
+        split = per_class_split(np.repeat(np.arange(10), 6000), options.get("n_query_per_class", 100),
+                                options.get("n_train_per_class", 500), seed=0, protocol="cifar10-standard")
+        return {"query": len(split.query), "database": len(split.database), "train": len(split.train)}
+    raise AssertionError(f"no size rule for {dataset} under {protocol}: add one with the row")
+
+
+def test_each_later_rows_split_is_what_our_protocol_draws_for_its_options(later):
+    # the report's split caveat compares a run's sizes with the row's: a row whose recorded split disagrees
+    # with its own options would put that caveat under every run of the very setting it matches
+    for _, r in later.iterrows():
+        assert _sizes_drawn(r["dataset"], r["protocol"], r["options"]) == r["split"], (r["name"], r["bits"])
 
 
 def test_bihalf_protocol_keeps_every_image_and_trains_on_a_subset_of_the_database(tmp_path):
