@@ -25,7 +25,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:  # the heavy parts (torch, the datasets) load only when a run starts
     import pandas as pd
 
-    from .runner import RunConfig
+    from .options import RunConfig
 
 #: keyword -> RunConfig field, for the keywords whose names differ
 _RENAMED = {"cache_dir": "cache", "params": "method_params"}
@@ -164,7 +164,7 @@ def _config(
     quiet: bool | None,
 ) -> RunConfig:
     """``base`` (or the defaults) updated by every argument that was given."""
-    from .runner import RunConfig
+    from .options import RunConfig
 
     if base is not None and not isinstance(base, RunConfig):
         raise ConfigError(f"config: expected a hashbench.runner.RunConfig or None, got {type(base).__name__}")

@@ -365,7 +365,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .selection import TuneConfig, format_records, tune
+    from .tune import TuneConfig, format_records, tune
 
     if args.cache_dir:
         os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)

@@ -374,7 +374,7 @@ def _eval_kwargs(ev: Mapping[str, Any], source: str) -> dict[str, Any]:
 def to_run_config(resolved: Mapping[str, Any]):
     """The :class:`~hashbench.runner.RunConfig` of a resolved experiment (it carries the experiment)."""
     from .execution import parse_shard
-    from .runner import RunConfig
+    from .options import RunConfig
 
     ds, feats, run = resolved["dataset"], resolved["features"], resolved["run"]
     options = dict(ds["options"])

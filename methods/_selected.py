@@ -1,6 +1,6 @@
 """How the tag methods' defaults were chosen: read from the shipped selection record.
 
-``selected_defaults.json`` (written by ``python -m hashbench.selection.defaults``)
+``selected_defaults.json`` (written by ``python -m hashbench.tune_defaults``)
 holds every trial of the selection that chose the defaults; each method class
 states the outcome in ``defaults_chosen_by``, which every result records.
 """

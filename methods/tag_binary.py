@@ -56,7 +56,7 @@ _DOC = """
       *selected*, not taken from the paper: the best of a 4 x 3 grid (lr x
       lambda3) on a validation split of the embedded default's training role,
       scored by validation mAP with training-role labels, never its queries
-      (``python -m hashbench.selection.defaults``; the record ships as
+      (``python -m hashbench.tune_defaults``; the record ships as
       ``hashbench_methods/selected_defaults.json``; the README's "How the
       defaults were chosen"). ``tag-binary-e2e`` takes the head values
       selected for ``tag-binary``; ``@paper`` keeps 1e-3 and 1.

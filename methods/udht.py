@@ -93,7 +93,7 @@ _COMMON_DOC = """
     lambda2 = 10, the paper's) was *selected*, not taken from the paper: the
     best of a 4 x 3 grid (lr x lambda2) on a validation split of the embedded
     default's training role, scored by validation mAP with training-role
-    labels, never its queries (``python -m hashbench.selection.defaults``; the
+    labels, never its queries (``python -m hashbench.tune_defaults``; the
     record, every trial and its score, ships as
     ``hashbench_methods/selected_defaults.json``; the README's "How the
     defaults were chosen"). End to end, ``udht`` takes the head values

@@ -6,7 +6,10 @@
   and the trials drawn from them (a seeded order of the grid, cut at the budget);
 * :mod:`.criteria` -- the two criteria, ``labels`` and ``label-free``;
 * :mod:`.search` -- the trial loop, stored and resumable;
-* :mod:`.tune` -- ``python -m hashbench tune`` (dataset -> training role -> selection).
+* :mod:`.defaults` -- the record of how the tag methods' shipped defaults were selected.
+
+A library: it imports nothing of the commands. ``python -m hashbench tune``
+(:mod:`hashbench.tune`) composes it with the plan and the features stage, as a run does.
 
 Why no optimisation library: the spaces are small grids, the budget is a
 number of trials shared by every method, and a resumed search must run exactly
@@ -17,24 +20,21 @@ interruption) and would add optuna, SQLAlchemy and alembic to the dependencies.
 """
 
 from .criteria import CRITERIA
-from .search import TrainingData, load_selection, run_selection, selection_folder, summary
+from .search import SELECTION_DIR, TrainingData, load_selection, run_selection, selection_folder, summary
 from .space import check_search_space, grid_size, plan_trials
-from .tune import TuneConfig, format_records, tune
 from .validation import ValidationSplit, validation_split
 
 __all__ = [
     "CRITERIA",
+    "SELECTION_DIR",
     "TrainingData",
-    "TuneConfig",
     "ValidationSplit",
     "check_search_space",
-    "format_records",
     "grid_size",
     "load_selection",
     "plan_trials",
     "run_selection",
     "selection_folder",
     "summary",
-    "tune",
     "validation_split",
 ]

@@ -1,7 +1,8 @@
 """How the tag methods' defaults were chosen: the selection run, repeatable.
 
-``python -m hashbench.selection.defaults --out methods/selected_defaults.json``
-runs :func:`~hashbench.selection.tune.tune` on the embedded default dataset
+``python -m hashbench.tune_defaults --out methods/selected_defaults.json``
+(:mod:`hashbench.tune_defaults`; before the tune command left this library it was
+``python -m hashbench.selection.defaults``) runs :func:`~hashbench.tune.tune` on the embedded default dataset
 (``synthetic``, split seed 0) for the frozen tag methods at one code length,
 with one trial budget per method and the ``labels`` criterion (validation mAP on
 the validation split of the training role; the queries are never seen), and
@@ -16,15 +17,10 @@ FC3/H1(/H2) layers with the same losses.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..provenance import code_version, now
 from ..registry import get_method
-from .tune import TuneConfig, format_records, tune
 
 SELECTED = ("udht-frozen", "tag-binary")
 TWINS = {"udht": "udht-frozen", "tag-binary-e2e": "tag-binary"}
@@ -42,7 +38,7 @@ def build_record(records: list[dict[str, Any]], *, criterion: str, extra: list[d
                  ) -> dict[str, Any]:
     by_method = {r["method"]: r for r in records}
     out: dict[str, Any] = {
-        "what": "selection of the defaults of the tag methods (python -m hashbench.selection.defaults)",
+        "what": "selection of the defaults of the tag methods (python -m hashbench.tune_defaults)",
         "dataset": "synthetic (embedded default), split seed 0; selection on the validation split of its "
                    "training role only, never its queries",
         "criterion": criterion,
@@ -76,36 +72,3 @@ def build_record(records: list[dict[str, Any]], *, criterion: str, extra: list[d
     if extra:
         out["also_measured"] = extra
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hashbench.selection.defaults", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True, help="where to write the record (JSON)")
-    p.add_argument("--results", type=Path, default=Path("results-defaults"), help="selection store (resumable)")
-    p.add_argument("--methods", default=",".join(SELECTED))
-    p.add_argument("--bits", type=int, default=BITS)
-    p.add_argument("--trials", type=int, default=TRIALS)
-    p.add_argument("--criterion", default="labels")
-    p.add_argument("--also", default="label-free", help="another criterion to run and record beside it ('' for none)")
-    args = p.parse_args(argv)
-    methods = [m for m in args.methods.split(",") if m]
-    common = dict(dataset="synthetic", methods=methods, bits=[args.bits], trials=args.trials, results=args.results,
-                  progress=False)
-    records = tune(TuneConfig(criterion=args.criterion, **common))
-    print(format_records(records))
-    extra = []
-    if args.also:
-        also = tune(TuneConfig(criterion=args.also, **common))
-        print(format_records(also))
-        extra = [{"method": r["method"], "criterion": r["criterion"], "chosen": r["chosen"],
-                  "trials": [{"params": t["params"], "score": t["score"], "measure": t["measure"]}
-                             for t in r["trials"]]} for r in also]
-    record = build_record(records, criterion=args.criterion, extra=extra)
-    args.out.write_text(json.dumps(record, indent=1, sort_keys=True, default=float) + "\n")
-    print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,11 @@
 """``python -m hashbench tune``: select hyper-parameters on the validation split of a dataset.
 
-Builds the dataset, its split and the backbone exactly as a run does, hands
-selection the training role only (its FC2 features are extracted for the
-training items alone, so no query or database-only image is even decoded),
-saves the validation split, and runs :func:`~hashbench.selection.search.run_selection`
-for every method x bit length.
+Beside the runner, like it composed from the plan (:mod:`hashbench.plan`: the same
+dataset view, methods, bits and parameter check as a run), the features stage and the
+selection library (:mod:`hashbench.selection`). It hands selection the training role
+only (its features are extracted for the training items alone, so no query or
+database-only image is even decoded), saves the validation split, and runs
+:func:`~hashbench.selection.search.run_selection` for every method x bit length.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..datasets import get_dataset
-from ..errors import ConfigError
-from ..features import ImageInput, backbone_for, dataset_features, results_suffix
-from ..storage import atomic_write_json, json_digest
-from .search import SELECTION_DIR, TrainingData, run_selection, selection_folder
-from .validation import validation_split
+from . import plan
+from .features import ImageInput, dataset_features
+from .selection import SELECTION_DIR, TrainingData, run_selection, selection_folder, validation_split
+from .storage import atomic_write_json
 
 
 @dataclass
@@ -52,24 +51,14 @@ class TuneConfig:
 
 def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run the selection of every method x bit length; returns the selection records."""
-    from ..runner import _check_grid, resolve_methods
-
-    _check_grid(config.bits, [config.seed])
-    dataset = get_dataset(config.dataset, root=config.data_root, **config.dataset_options)
-    methods = resolve_methods(config.methods, dataset)  # "all" means what it means for a run
-    for m in config.method_params:
-        if m not in methods:
-            raise ConfigError(f"parameters given for {m!r}, which is not being tuned ({', '.join(methods)})")
-    if config.split_file is not None:
-        from ..datasets.prepare import load_split
-
-        split = load_split(config.split_file, dataset)
-    else:
-        split = dataset.make_split(config.split_seed)
-    split_key = json_digest(split.to_json(dataset.ids))
-    backbone = backbone_for(dataset, config.backbone, config.weights, config.backbone_seed)
-    dataset_key = dataset.results_key() + results_suffix(backbone)  # the run's results folder
-    train = np.asarray(split.train)
+    plan.check_grid(config.bits, [config.seed])
+    dataset = plan.open_dataset(config.dataset, config.data_root, config.dataset_options)
+    methods = plan.resolve_methods(config.methods, dataset)  # "all" means what it means for a run
+    plan.check_params(config.method_params, methods, where="being tuned")  # the run's own check
+    view = plan.open_view(dataset, split_file=config.split_file, split_seed=config.split_seed,
+                          backbone=config.backbone, weights=config.weights, backbone_seed=config.backbone_seed)
+    split_key, backbone, dataset_key = view.split_key, view.backbone, view.key  # the run's results folder
+    train = np.asarray(view.split.train)
     vsplit = validation_split(train.size, config.val_size, config.val_seed)
     ids = [dataset.ids[i] for i in train]
     folder = Path(config.results) / dataset_key / SELECTION_DIR
