@@ -90,7 +90,8 @@ class ImageInput:
         """(n, M, D) backbone features of each region proposal of each image, through the feature cache."""
         from .regions import region_features
 
-        return region_features(self, list(proposals), cache=self.cache, device=device, workers=self.workers)
+        return region_features(self, list(proposals), extract=extract_features, cache=self.cache, device=device,
+                               workers=self.workers)
 
 
 def crop_region(batch: Any, region: tuple[float, float, float, float]) -> Any:
