@@ -623,3 +623,15 @@ def overrides_from_keywords(given: Mapping[str, Any], who: str = "hashbench.run"
             value = {**value, **get_path(out, opt.file)}  # the shortcut given apart wins over the table
         set_path(out, opt.file, value)
     return out
+
+
+def options_table() -> str:
+    """The options as a Markdown table (docs/user-guide.md holds it; a test keeps the two the same)."""
+    rows = ["| `hashbench.run()` keyword | flag | file key | default |", "|---|---|---|---|"]
+    for opt in OPTIONS:
+        flag = ", ".join(f"`{f}`" for f in (*opt.flag, *([opt.off_flag] if opt.off_flag else [])))
+        key = f"`[{opt.file[0]}]`" + (f" `{'.'.join(opt.file[1:])}`" if len(opt.file) > 1 else "")
+        shown = "" if opt.default is None or opt.default is False or opt.default == {} else \
+            f"`{opt.kind.show(opt.default)}`"
+        rows.append(f"| `{opt.name}` | {flag} | {key} | {shown} |")
+    return "\n".join(rows) + "\n"
