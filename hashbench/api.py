@@ -66,6 +66,9 @@ def run(*args: Any, config: RunConfig | str | Path | None = None, plugins: Seque
     if len(args) > len(_POSITIONAL):
         raise ConfigError(f"hashbench.run: at most {len(_POSITIONAL)} positional arguments "
                           f"({', '.join(_POSITIONAL)}), got {len(args)}")
+    twice = sorted(set(_POSITIONAL[: len(args)]) & set(options))
+    if twice:
+        raise ConfigError(f"hashbench.run: {', '.join(twice)} given both by position and by name")
     given = {**dict(zip(_POSITIONAL, args)), **options}
     cfg = make_config(config, given, quiet=quiet)
     # the report is written only when asked for here (the command line: reports/ unless --no-report)
