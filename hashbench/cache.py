@@ -144,7 +144,7 @@ def _scan_features(folder: Path) -> list[CacheEntry]:
         entry.dataset = str(fp.get("name", "?"))
         entry.items = info.get("n")
         backbone = info.get("backbone") if isinstance(info.get("backbone"), dict) else {}
-        entry.description = _describe_backbone(backbone)
+        entry.description = _describe_backbone(backbone) + (" trunk" if info.get("layer") == "trunk" else "")
         if info.get("key") != stem:
             entry.reason = f"its sidecar names another key, {info.get('key')!r}"
             continue

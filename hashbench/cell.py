@@ -198,6 +198,7 @@ def compute_cell(spec: CellSpec, inputs: CellInputs) -> CellResult:
         "features": {
             "backbone": view.backbone.to_dict(),
             "description": view.backbone.describe(),
+            "stage": getattr(view.backbone, "stage", None),
             "cache_key": (info or {}).get("cache_key"),
             "used": "features" in req,
         },

@@ -173,6 +173,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         short = {full: alias for alias, full in ALIASES.items()}
         for name, bb in BACKBONES.items():
             print(f"  {name:<15} {bb.summary} [--backbone {short.get(name, name)}]")
+            print(f"  {'':<15}   {bb.provenance()}")
     return 0
 
 
@@ -228,7 +229,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .tune import TuneConfig, format_records, tune
+    from .selection import all_failed, format_records
+    from .tune import TuneConfig, tune
 
     if args.cache_dir:
         os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
@@ -247,6 +249,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     records = tune(config)
     print("\n" + format_records(records))
+    failed = all_failed(records)  # a failed trial is a result; a selection with nothing but failures is an error
+    if failed:
+        print("hashbench: error: every trial failed, nothing was selected for\n  " + "\n  ".join(failed),
+              file=sys.stderr)
+        return 1
     print(f"\nstored under {Path(args.results).resolve()}/<dataset>/selection; "
           f"use them with `python -m hashbench run ... --selected {args.criterion}`")
     return 0

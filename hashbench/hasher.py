@@ -64,6 +64,14 @@ class Hasher:
         the hyper-parameters model selection may tune, as data:
         ``{param: [candidate values]}`` (a grid; empty: nothing to tune). A
         plugin declares its own the same way;
+    ``defaults_chosen_by``
+        how the defaults of ``__init__`` were chosen, when a defaults record
+        says so: ``{"status", "defaults", "text", "record", ...}`` with status
+        ``selected``, ``nothing to select`` or ``inherited``
+        (:mod:`hashbench.selection.record`); every result records it;
+    ``inherits_defaults_from``, ``inherits_defaults_because``
+        an end-to-end twin names the method whose selected values it takes
+        (the parameters both have) instead of being searched, and why;
     ``configurations``
         named parameter sets, ``{name: {param: value}}`` (e.g. ``"paper"``,
         ``"authors-code"``), run as ``method@name`` on the command line;
@@ -82,7 +90,9 @@ class Hasher:
     requires: ClassVar[frozenset[str]] = frozenset({"features"})
     search_space: ClassVar[dict[str, list[Any]]] = {}
     #: how the defaults of ``__init__`` were chosen, when a record says so (recorded with every result)
-    defaults_chosen_by: ClassVar[str] = ""
+    defaults_chosen_by: ClassVar[dict[str, Any]] = {}
+    inherits_defaults_from: ClassVar[str] = ""
+    inherits_defaults_because: ClassVar[str] = ""
     configurations: ClassVar[dict[str, dict[str, Any]]] = {}
     in_default_run: ClassVar[bool] = True
     not_in_default_run_because: ClassVar[str] = ""
@@ -237,7 +247,7 @@ class Hasher:
             "paper": cls.paper,
             "deep": bool(cls.deep),
             "supervised": cls.is_supervised(),
-            **({"defaults_chosen_by": cls.defaults_chosen_by} if cls.defaults_chosen_by else {}),
+            **({"defaults_chosen_by": dict(cls.defaults_chosen_by)} if cls.defaults_chosen_by else {}),
             "requires": sorted(cls.requires),
             "in_default_run": bool(cls.in_default_run),
         }

@@ -398,11 +398,12 @@ OPTIONS: tuple[Option, ...] = (
            field=("dataset_options", "skip_corrupt")),
     # [features]
     Option("backbone", ("features", "backbone"), Text(), None,
-           "feature network: alexnet-fc2 (the default), vgg16-fc7, vgg19-fc7, resnet50-pool "
-           "(short: alexnet, vgg16, vgg19, resnet50); see `list backbones`", ("--backbone",)),
+           "feature network: the dataset's default (synthetic: efficientnet-lite0-pool; real data: alexnet-fc2), "
+           "vgg16-fc7, vgg19-fc7, resnet50-pool (short: alexnet, vgg16, vgg19, resnet50, lite0); see "
+           "`list backbones`", ("--backbone",)),
     Option("weights", ("features", "weights"), Text(), None,
-           "backbone weights: imagenet, random, or a .pth file (default: the dataset's; "
-           "synthetic uses a seeded random AlexNet)", ("--weights",)),
+           "backbone weights: imagenet, random, or a .pth file (default: the dataset's: imagenet; "
+           "`--backbone alexnet --weights random` is the synthetic set's fast random stage)", ("--weights",)),
     Option("backbone_seed", ("features", "seed"), Integer(), 0, "seed of a random backbone",
            ("--backbone-seed",)),
     Option("cache_dir", ("features", "cache"), Folder(), None,

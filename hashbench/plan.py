@@ -155,7 +155,7 @@ def open_view(dataset: HashingDataset, *, split_file: str | Path | None = None, 
     else:
         split = dataset.make_split(split_seed)
     spec = backbone_for(dataset, backbone, weights, backbone_seed)
-    return DataView(dataset=dataset, split=split, backbone=spec, key=dataset.results_key() + results_suffix(spec),
+    return DataView(dataset=dataset, split=split, backbone=spec, key=dataset.results_key() + results_suffix(spec, dataset.default_backbone),
                     split_key=json_digest(split.to_json(dataset.ids)))
 
 

@@ -17,8 +17,10 @@ from typing import Any, Callable
 import numpy as np
 
 from . import plan
+from .errors import ConfigError
 from .features import ImageInput, dataset_features
 from .selection import SELECTION_DIR, TrainingData, run_selection, selection_folder, validation_split
+from .selection import format_records  # noqa: F401  (re-exported: `tune` prints it)
 from .storage import atomic_write_json
 
 
@@ -95,18 +97,24 @@ def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dic
                 context={**context, "validation_split_file": str(vpath.relative_to(config.results))},
                 force=config.force, echo=echo,
             ))
+    write_records(records, methods, folder, config.criterion, echo)
     return records
 
 
-def format_records(records: list[dict[str, Any]]) -> str:
-    """A plain-text table of every trial, the chosen one marked."""
-    lines = []
-    for r in records:
-        lines.append(f"{r['method']} {r['bits']} bits, criterion {r['criterion']} ({r['n_trials_run']} of "
-                     f"{r['grid_size']} grid points, budget {r['budget']}): chosen {r['chosen'] or '(defaults)'}")
-        for t in sorted(r["trials"], key=lambda t: -t["score"]):
-            mark = "*" if t["trial"] == r["best_trial"] else " "
-            stop = (t.get("convergence") or {}).get("best_epoch")
-            lines.append(f"  {mark} {t['score']:.4f}  {t['params'] or '(defaults)'}"
-                         + (f"  best epoch {stop}" if stop else ""))
-    return "\n".join(lines)
+def write_records(records: list[dict[str, Any]], methods: list[str], folder: Path, criterion: str,
+                  echo: Callable[[str], None]) -> None:
+    """The same kind of record as the shipped defaults (statuses included), one per bit length, beside the
+    selections: ``<folder>/record-<criterion>-<bits>bits.json``. None where every trial of a method failed."""
+    from .registry import available_methods, get_method
+    from .selection.record import build_record, write_record
+
+    twins = [m for m in available_methods() if get_method(m).inherits_defaults_from in methods and m not in methods]
+    for bits in sorted({r["bits"] for r in records}):
+        try:
+            record = build_record([r for r in records if r["bits"] == bits], [*methods, *twins],
+                                  what=f"selection by `tune` ({criterion}, {bits} bits)")
+        except ConfigError as exc:
+            echo(f"no record for {bits} bits: {exc}")
+            continue
+        path = write_record(record, folder / f"record-{criterion}-{bits}bits.json")
+        echo(f"record of this selection ({bits} bits): {path}")

@@ -39,8 +39,11 @@ initialisation assume centred inputs of about unit scale, and ReLU features
 are neither.
 
 Optimisation (ours; neither paper's schedule is known): SGD with momentum
-0.9, no weight decay by default, batch 64 (USDH) or 256 (PLUDH, whose
-mutual-information term needs per-class batch statistics), ``lr`` 0.05 on the hash layer (and
+0.9, no weight decay by default, batch 64 (USDH, both modes; PLUDH end to end,
+``pludh-e2e``, where a batch of images costs memory and time) or 256 (PLUDH on
+cached features, whose mutual-information term needs per-class batch
+statistics: at 64 the per-class estimates of ``pludh-e2e`` rest on fewer
+items), ``lr`` 0.05 on the hash layer (and
 the PLUDH classifier), ``backbone_lr`` 1e-4 on the fine-tuned backbone layers
 (the 10x-or-more gap of the usdh.md stand-in and of UDHT). ``lr`` = 0.05 is
 ours, set before any result was seen and never compared on labels: the

@@ -75,6 +75,7 @@ def minibatch_epoch(
     *,
     failure: str,
     min_size: int = 2,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """One optimiser step per batch of rows; returns the per-batch mean of each part ``loss_of`` reports.
 
@@ -93,6 +94,8 @@ def minibatch_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if after_step is not None:  # e.g. DH's exact orthogonality: a projection after every step
+            after_step()
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v
         steps += 1

@@ -19,6 +19,15 @@ i != j, L3 by the batch size -- so that the learning rates do not depend on
 the batch size; ``"sum"`` is the paper's formula as printed. The diagonal
 i = j, which the paper's double sums include, adds exactly zero to L1 and L4
 (D_ii = 0 and cos(w_i, w_i) = 1) and is excluded from L2 by its j != n.
+
+The two reductions do not weigh the losses alike. The pairwise sums (L1, L2,
+L4) have k(k - 1) terms, the quantisation sum (L3) k, so dividing each by its
+count moves L3 up against the others by a factor of about k - 1 relative to
+the printed sums: at the default batch of k = 50, L3 weighs about 49 times
+more under ``"mean"`` than under the paper's ``"sum"`` at the same lambdas.
+The shipped defaults (``reduction="mean"``, lambda1 = lambda3 = 1 and the
+selected lambda2) are therefore not the paper's weighting, whatever the
+lambdas; ``udht@paper`` (``reduction="sum"``) is.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from hashbench.validation import check_tags
 from ._convergence import EarlyStopping, check_convergence_params, holdout_split
 
 REDUCTIONS = ("mean", "sum")
+#: what the end-to-end modes fine-tune: the backbone's top on its frozen trunk's cached outputs, or all of it
+FINETUNE = ("top", "all")
 
 
 # ------------------------------------------------------------------------ network
@@ -197,6 +208,8 @@ class TagHashingBase(Hasher):
             pos_int("warmup_epochs", zero_ok=True)
             if self.max_train_images is not None:
                 pos_int("max_train_images")
+            if self.finetune not in FINETUNE:
+                raise ConfigError(f"{who}: finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if self.feature_norm not in ("standardize", "none"):
             raise ConfigError(f"{who}: feature_norm must be 'standardize' or 'none', got {self.feature_norm!r}")
         if self.reduction not in REDUCTIONS:
@@ -411,7 +424,9 @@ class TagHashingBase(Hasher):
             self.fit_info_["convergence"] = self._convergence_info(stopper, "train", 0, held.size)
             self.head_.eval()
             return
-        # --- end to end: the backbone the cached features came from, fine-tuned
+        # --- end to end: the backbone the cached features came from, fine-tuned (its top alone on the
+        # frozen trunk's cached outputs, finetune="top"; or all of it, from the images)
+        images = self._image_input(images)
         n_all = len(images)
         subset = np.arange(n_all)
         if self.max_train_images is not None and self.max_train_images < n_all:
@@ -424,6 +439,8 @@ class TagHashingBase(Hasher):
         self._prepare_targets(tags, fit_rows)
         held_t = self._heldout_targets(held)
         backbone = images.build_backbone()
+        self.fit_info_["finetune"] = self.finetune
+        self.fit_info_["finetuned_parameters"] = int(sum(p.numel() for p in backbone.parameters()))
         self._build(int(getattr(backbone, "out_dim", 4096)))
         backbone.to(dev)
         self.head_.to(dev)
@@ -480,6 +497,16 @@ class TagHashingBase(Hasher):
         self.backbone_ = backbone.eval()
         self.head_.eval()
 
+    def _image_input(self, images: Any) -> Any:
+        """``images``, or with ``finetune="top"`` their frozen-trunk view (the trunk's cached outputs, and the
+        top as the backbone to fine-tune: :meth:`hashbench.features.ImageInput.frozen_trunk`)."""
+        if self.finetune == "all":
+            return images
+        if not hasattr(images, "frozen_trunk"):
+            raise ConfigError(f"{self.name}: finetune='top' needs an ImageInput (it reads the frozen trunk's "
+                              f"cached outputs), got {type(images).__name__}; or set finetune='all'")
+        return images.frozen_trunk(device=self.device_)
+
     def _restore(self, stopper: EarlyStopping, backbone: nn.Module | None) -> None:
         """Back to the best epoch's weights (when there was a held-out objective and a best epoch)."""
         st = stopper.best_state
@@ -529,7 +556,7 @@ class TagHashingBase(Hasher):
                 x = torch.from_numpy(np.asarray(features[s: s + 4096], dtype=np.float32)).to(dev)
                 out.append((self.head_(x)[2] > 0).cpu().numpy())
             return np.concatenate(out).astype(np.uint8)
-        images = inputs["images"]
+        images = self._image_input(inputs["images"])
         self.backbone_.eval()
         codes = np.empty((len(images), self.bits), dtype=np.uint8)
         for pos, x in images.batches(max(self.batch_size, 64)):

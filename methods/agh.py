@@ -9,6 +9,7 @@ from sklearn.cluster import KMeans
 from hashbench import ConfigError, Hasher, register_method
 
 from ._linear import BATCH_ROWS, squared_distances
+from ._selected import record_defaults
 
 # Eigenvalues at or below this are numerically zero (null space of M).
 _NULL = 1e-10
@@ -182,6 +183,7 @@ class _AnchorGraph(Hasher):
 
 
 @register_method("agh")
+@record_defaults("agh")
 class AGH(_AnchorGraph):
     __doc__ = (
         """1-AGH: one bit per graph-Laplacian eigenfunction, ``[y_k(x) > 0]`` (eq. 10).
@@ -203,6 +205,7 @@ class AGH(_AnchorGraph):
 
 
 @register_method("agh2")
+@record_defaults("agh2")
 class AGH2(_AnchorGraph):
     __doc__ = (
         """2-AGH: two bits per eigenfunction, so ``bits`` must be even (section 3.4).

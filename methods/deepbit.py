@@ -19,6 +19,7 @@ from hashbench.validation import check_features
 
 from ._convergence import EarlyStopping, holdout_split
 from ._deep import check_common, check_int, check_number, minibatch_epoch, seeded, train_early_stopped
+from ._selected import record_defaults
 
 PAPER = ("Lin, Lu, Chen & Zhou, Learning compact binary descriptors with unsupervised deep neural networks, "
          "CVPR 2016")
@@ -84,8 +85,9 @@ _DOC = """
     unsupervised deep neural networks*, CVPR 2016. A K-unit hash layer on top
     of a pre-trained CNN's last hidden layer (VGG-16 fc7 in the paper; here
     AlexNet FC2, the features every method of this suite sees); the codes are
-    b = 1[h > 0.5] (eq. 1). Three criteria (eq. 2-5): minimal quantisation
-    loss, evenly distributed bits, invariance to rotation.
+    b = 1[h > 0.5] (eq. 1, number recalled). Three criteria (eq. 2-5, numbers
+    recalled): minimal quantisation loss, evenly distributed bits, invariance
+    to rotation.
 
     The losses, weights and schedule are those of the official Caffe code
     (kevinlin311tw/cvpr16-deepbit, ``K1_even_dist_loss_layer.cpp``,
@@ -117,9 +119,13 @@ _DOC = """
       binary b is recorded as ``L_e_binary``): on b its derivative is zero
       almost everywhere, so autograd on the exact formula would never balance
       a bit;
-    * ``activation`` = "sigmoid": the paper's hash layer; the code's deploy
-      and training files use a ReLU (then 1[h > 0.5] as well), available as
-      "relu";
+    * ``activation`` = "sigmoid" (hand-set default, and a departure from the
+      official code, whose deploy and training files use a ReLU hash layer,
+      then 1[h > 0.5] as well; available as "relu"): a sigmoid hash layer is
+      the paper's as *recalled* only, not re-read. Both are in the search
+      space, so the shared selection decides. With the ReLU layer a large
+      ``lr`` can make the stage-1 loss infinite: that trial fails and is
+      recorded, the search goes on;
     * ``feature_norm`` = "standardize": the hash layer sees (x - mean) / rms of
       the training features (one scalar), fixed at fit time (as ``udht``):
       FC2 outputs are non-negative and their common mean would otherwise push
@@ -217,6 +223,7 @@ class _DeepBitBase(Hasher):
 
 
 @register_method("deepbit")
+@record_defaults("deepbit")
 class DeepBit(_DeepBitBase):
     __doc__ = (
         """DeepBit on the cached AlexNet FC2 features: the hash layer trained with stage 1's L_q + L_e.
@@ -302,6 +309,7 @@ def rotate_batch(x: torch.Tensor, angle: float) -> torch.Tensor:
 
 
 @register_method("deepbit-e2e")
+@record_defaults("deepbit-e2e")
 class DeepBitEndToEnd(_DeepBitBase):
     __doc__ = (
         """DeepBit from images: both stages, stage 2 on rotated copies of the training images.
@@ -327,6 +335,10 @@ class DeepBitEndToEnd(_DeepBitBase):
     )
 
     search_space = {**_DeepBitBase.search_space, "rotation_weight": [1e-3, 1e-2, 1e-1]}
+    inherits_defaults_from = "deepbit"
+    inherits_defaults_because = (
+        "end-to-end training costs minutes per trial on a 2-core CPU; its stage 1 is deepbit's, whose lr and hash-layer activation it takes (rotation_weight, its own, keeps its hand-set value)"
+    )
     display_name = "DeepBit (end to end)"
     summary = "DeepBit from images: hash layer on the frozen backbone, stage 2 with rotated copies (rotation invariance)"
     paper = PAPER

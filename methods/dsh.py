@@ -9,6 +9,7 @@ from sklearn.cluster import KMeans
 from hashbench import ConfigError, Hasher, register_method
 
 from ._linear import in_batches
+from ._selected import record_defaults
 
 
 def _round_half_up(x: float) -> int:
@@ -17,6 +18,7 @@ def _round_half_up(x: float) -> int:
 
 
 @register_method("dsh")
+@record_defaults("dsh")
 class DSH(Hasher):
     """Density Sensitive Hashing: balanced bisector planes between neighbouring k-means groups.
 

@@ -9,13 +9,16 @@ equation numbers can be cited. Piece by piece, where each part comes from:
 ================================  ==============================================================
 piece                             source
 ================================  ==============================================================
-supervised, multi-label           the paper (abstract: quoted in substance)
-representation in C groups,       the paper (abstract: "features ... organised in groups, each
-one per category                  group containing the features for one category")
-semantic hashing: one code per    the paper (abstract)
-image
-category-aware hashing: one       the paper (abstract: "multiple pieces of code, each of which
-piece of code per category        corresponds to a category")
+supervised, multi-label           the paper (arXiv abstract: "deep-networks-based hashing for
+                                  multi-label images"; supervised: our reading of its baselines)
+representation in C groups,       the paper (arXiv abstract, verbatim: "instance-aware image
+one per category                  representations ... which are organized in multiple groups,
+                                  with each group containing the features for one category")
+semantic hashing: one code per    the paper (arXiv abstract: "each image is represented by one
+image                             piece of hash code, which is referred to as semantic hashing")
+category-aware hashing: one       the paper (arXiv abstract, verbatim: "an image is represented
+piece of code per category        by multiple pieces of hash codes and each piece of code
+                                  corresponds to a category")
 explicit object proposals         a third party (a ConceptHash review contrasts it with IAH's
                                   "explicitly generating object proposals")
 the proposal generator            ours: a fixed multi-scale grid, :mod:`hashbench.features.regions`
@@ -80,9 +83,12 @@ from hashbench.features.regions import grid_proposals
 
 from ._convergence import EarlyStopping, check_convergence_params, holdout_split
 from ._deep import minibatch_epoch
+from ._selected import record_defaults
 
+# the journal, year, DOI and arXiv number are from the paper's records (shared/papers/iah.md); volume 25,
+# issue 6, pages 2469-2479 are recalled, not seen (only a running header of p. 2471 was)
 PAPER = ("Lai, Pan, Shu, Wei & Yan, Instance-Aware Hashing for Multi-Label Image Retrieval, "
-         "IEEE TIP 25(6), 2016 (arXiv:1603.03234)")
+         "IEEE Transactions on Image Processing, 2016, doi:10.1109/TIP.2016.2545300 (arXiv:1603.03234)")
 
 
 class _IAHNet(nn.Module):
@@ -139,6 +145,7 @@ def category_triplet_loss(pieces: torch.Tensor, y: torch.Tensor, margin: float) 
 
 
 @register_method("iah")
+@record_defaults("iah")
 class IAH(Hasher):
     __doc__ = __doc__
 

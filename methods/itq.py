@@ -7,9 +7,11 @@ import numpy as np
 from hashbench import ConfigError, Hasher, register_method
 
 from ._linear import in_batches, top_principal_directions
+from ._selected import record_defaults
 
 
 @register_method("itq")
+@record_defaults("itq")
 class ITQ(Hasher):
     """Iterative Quantization: PCA, then the rotation that best fits the hypercube's vertices.
 

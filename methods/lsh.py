@@ -7,9 +7,11 @@ import numpy as np
 from hashbench import Hasher, register_method
 
 from ._linear import in_batches
+from ._selected import record_defaults
 
 
 @register_method("lsh")
+@record_defaults("lsh")
 class LSH(Hasher):
     """Sign random projections: locality-sensitive hashing for the angle.
 

@@ -7,9 +7,11 @@ import numpy as np
 from hashbench import Hasher, register_method
 
 from ._linear import in_batches, top_principal_directions
+from ._selected import record_defaults
 
 
 @register_method("pcah")
+@record_defaults("pcah")
 class PCAH(Hasher):
     """PCA hashing: bit k is the sign of the projection on the k-th principal direction.
 

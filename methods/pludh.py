@@ -19,6 +19,7 @@ from torch import nn
 from hashbench import ConfigError, register_method
 
 from ._code_net import CodeLearner, quantization_gap
+from ._selected import record_defaults
 
 PAPER = ("Zhang, Liu, Long & Shao, Unsupervised Deep Hashing With Pseudo Labels for Scalable Image Retrieval, "
          "IEEE TIP 27(4) (2018)")
@@ -90,8 +91,14 @@ _DOC = """
     still gaining a few 1e-4 per epoch.
 
     Total. *Ours*: L = L_lik - alpha I + beta L_q with alpha = 1 and
-    beta = 0.1 (per-bit means, so that they mean the same at every K). Not the
-    paper's values (unknown); ``search_space`` holds the grid.
+    beta = 0.1 (per-bit means, so that they mean the same at every K). These
+    depart from the pludh.md stand-in, which starts at alpha = 0.1 and
+    beta = 0.01 (hand-set here, ten times larger; neither is the paper's,
+    which are unknown), and its L_q sums over the K bits where ours averages,
+    so our beta = 0.1 is its 0.1/K in effect (0.003 at 32 bits); its MI term is
+    a different reading (see 2.). ``search_space`` holds the grid, both
+    starting points included (alpha 0.1 and 1, beta 0.01 and 0.1), and the
+    shared selection decides.
 """
 
 
@@ -186,6 +193,7 @@ def bitwise_mutual_information(u: torch.Tensor, y: torch.Tensor, n_classes: int)
 
 
 @register_method("pludh")
+@record_defaults("pludh")
 class PLUDH(_PLUDHMixin, CodeLearner):
     __doc__ = ("""PLUDH on cached backbone features: pseudo labels by k-means, then the hash layer and the
     pseudo-label classifier trained on the features every method sees.
@@ -238,6 +246,7 @@ class PLUDH(_PLUDHMixin, CodeLearner):
 
 
 @register_method("pludh-e2e")
+@record_defaults("pludh-e2e")
 class PLUDHEndToEnd(_PLUDHMixin, CodeLearner):
     __doc__ = ("""PLUDH end to end from images: pseudo labels from the frozen backbone, then the backbone's top
     fine-tuned with the hash layer and the classifier.
@@ -264,6 +273,10 @@ class PLUDHEndToEnd(_PLUDHMixin, CodeLearner):
     in_default_run = False
     not_in_default_run_because = "end-to-end fine-tuning on a CPU cannot fit the main job's budget"
     search_space = {"n_clusters": ["auto", 25, 50, 100], "alpha": [0.1, 1.0, 10.0], "beta": [0.01, 0.1, 1.0]}
+    inherits_defaults_from = "pludh"
+    inherits_defaults_because = (
+        "end-to-end training costs minutes per trial on a 2-core CPU; it trains pludh's code learner with the same losses, whose values it takes"
+    )
 
     def __init__(
         self,

@@ -7,9 +7,11 @@ import numpy as np
 from hashbench import Hasher, register_method
 
 from ._linear import in_batches, top_principal_directions
+from ._selected import record_defaults
 
 
 @register_method("sh")
+@record_defaults("sh")
 class SH(Hasher):
     """Spectral Hashing: thresholded analytical eigenfunctions of a box along the principal directions.
 

@@ -9,6 +9,7 @@ import numpy as np
 from hashbench import ConfigError, Hasher, register_method
 
 from ._linear import in_batches, squared_distances
+from ._selected import record_defaults
 
 
 def spherical_hamming_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -40,6 +41,7 @@ def spherical_hamming_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @register_method("sph")
+@record_defaults("sph")
 class SpH(Hasher):
     """Spherical Hashing: bit k is whether the item lies inside hypersphere k.
 

@@ -15,6 +15,7 @@ from hashbench.validation import check_features
 
 from ._convergence import EarlyStopping, holdout_split
 from ._deep import check_common, check_hidden, check_int, check_number, seeded, train_early_stopped
+from ._selected import record_defaults
 from .itq import ITQ
 
 PAPER = ("Do, Doan & Cheung, Learning to hash with binary deep neural network, ECCV 2016 "
@@ -137,6 +138,7 @@ class Encoder(nn.Module):
 
 
 @register_method("uh-bdnn")
+@record_defaults("uh-bdnn")
 class UHBDNN(Hasher):
     """UH-BDNN: an auto-encoder whose code layer is constrained to be binary, independent and balanced.
 
@@ -145,7 +147,8 @@ class UHBDNN(Hasher):
     not implemented). A 5-layer network: input x (D), two sigmoid layers,
     layer 4 with identity activation whose output H (L = ``bits`` units) is
     the code, and layer 5 reconstructing x from the *binary* B. With B an
-    auxiliary binary matrix, the relaxed problem (eq. 2-3) is::
+    auxiliary binary matrix, the relaxed problem (eq. 2-3, numbers recalled)
+    is, as the authors' ``deepNNCost.m`` computes it::
 
         min J = 1/(2m) ||X - W4 B - c4 1^T||^2             J1 reconstruction through the binary layer
               + lambda1/2 sum_l ||W_l||^2                   J2 weight decay (weights, not biases)
@@ -154,10 +157,11 @@ class UHBDNN(Hasher):
               + lambda4/(2m) ||H 1||^2                      J5 balanced bits
         s.t. B in {-1, +1}^(L x m)
 
-    solved by alternating optimisation (section 3.2): with B fixed, (W, c) by
+    solved by alternating optimisation (section 3.2, recalled): with B fixed, (W, c) by
     L-BFGS; with (W, c) fixed, B bit by bit in closed form
     (:func:`update_codes`). Codes of new items: sgn(H) (H >= 0 -> 1). The
-    paper's / the authors' code's values: lambda1 = 1e-5, lambda2 = 5e-2,
+    authors' code's values (``runHash.m``; that the paper prints the same ones
+    is recalled, not re-read): lambda1 = 1e-5, lambda2 = 5e-2,
     lambda3 = 1e-2, lambda4 = 0.5e-6; hidden sizes per bit length
     (:func:`default_hidden`); B initialised by ITQ; layers 1-3 initialised
     with the top eigenvectors of their inputs' second moments, W4 = I; inputs
@@ -165,8 +169,8 @@ class UHBDNN(Hasher):
     divided by the largest range).
 
     Sources: the objective and the alternating scheme are cited from the
-    paper as recalled (equation numbers not re-read: the text is not on file
-    here); every detail above (the lambdas, the initialisations, identity
+    paper as recalled (equation and section numbers recalled, not re-read: the
+    text is not on file here); every detail above (the lambdas, the initialisations, identity
     code layer, the B-step, the preprocessing, the stopping rule) was checked
     against the authors' public MATLAB code (github.com/dzungdoan6/uh-bdnn,
     ``DeepNN_HASH/*.m``, ``runHash.m``), read, not copied.

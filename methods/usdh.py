@@ -20,6 +20,7 @@ import torch
 from hashbench import ConfigError, register_method
 
 from ._code_net import CodeLearner, bit_balance_loss, quantization_gap
+from ._selected import record_defaults
 
 PAPER = ("Jin, Unsupervised Semantic Deep Hashing, arXiv:1803.06911 (2018); "
          "Jin, Yao, Sun & Zhou, Neurocomputing 351:19-25 (2019)")
@@ -83,10 +84,14 @@ _DOC = """
        train this criterion (``fit_info_["criteria"]`` says so).
 
     Total. *Ours*: L = L_sem + lambda_q L_q + lambda_e L_e (+ lambda_r L_r end
-    to end) with the stand-in's starting weights lambda_q = 0.1,
+    to end) with the stand-in's starting numbers lambda_q = 0.1,
     lambda_e = 0.1, lambda_r = 0.01 (DeepBit weighs its rotation term 1,000x
-    below the others: 0.001 vs 1). Not the paper's values (unknown); they are
-    in ``search_space`` for model selection on the training role.
+    below the others: 0.001 vs 1). They are not the stand-in's weights in
+    effect: the stand-in *sums* L_q, L_e and L_r over the K bits, ours average
+    them, so at the same lambda our terms are K times weaker (lambda_q = 0.1
+    here is the stand-in's 0.1/K, 0.003 at 32 bits); L_sem is a mean in both.
+    Not the paper's values either (unknown); they are in ``search_space`` for
+    model selection on the training role.
 """
 
 
@@ -139,6 +144,7 @@ class _USDHMixin:
 
 
 @register_method("usdh")
+@record_defaults("usdh")
 class USDH(_USDHMixin, CodeLearner):
     __doc__ = ("""USDH on cached backbone features: the hash layer learns criteria 1-3 on the features every
     method sees (VGG-19 fc7 with ``--backbone vgg19``, the paper's backbone).
@@ -198,6 +204,7 @@ class USDH(_USDHMixin, CodeLearner):
 
 
 @register_method("usdh-e2e")
+@record_defaults("usdh-e2e")
 class USDHEndToEnd(_USDHMixin, CodeLearner):
     __doc__ = ("""USDH end to end from images: all four criteria, the backbone's top fine-tuned.
 """ + _DOC + """
@@ -228,6 +235,10 @@ class USDHEndToEnd(_USDHMixin, CodeLearner):
     not_in_default_run_because = "end-to-end fine-tuning on a CPU cannot fit the main job's budget"
     components = ("L_sem", "L_q", "L_e", "L_r")
     search_space = {"lambda_q": [0.01, 0.1, 1.0], "lambda_e": [0.01, 0.1, 1.0], "lambda_r": [0.001, 0.01, 0.1]}
+    inherits_defaults_from = "usdh"
+    inherits_defaults_because = (
+        "end-to-end training costs minutes per trial on a 2-core CPU; it trains usdh's code learner with the same losses, whose weights it takes (lambda_r, its own, keeps its hand-set value)"
+    )
 
     def __init__(
         self,

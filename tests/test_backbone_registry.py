@@ -25,8 +25,9 @@ def _two_threads():
 
 
 def test_registry_names_and_aliases():
-    assert set(BACKBONES) == {"alexnet-fc2", "vgg16-fc7", "vgg19-fc7", "resnet50-pool"}
+    assert set(BACKBONES) == {"alexnet-fc2", "vgg16-fc7", "vgg19-fc7", "resnet50-pool", "efficientnet-lite0-pool"}
     assert canonical_backbone("vgg19") == "vgg19-fc7" and canonical_backbone("RESNET50") == "resnet50-pool"
+    assert canonical_backbone("lite0") == canonical_backbone("efficientnet-lite0") == "efficientnet-lite0-pool"
     assert BackboneSpec(name="vgg16", weights="random", resize=32, crop=32).name == "vgg16-fc7"
     with pytest.raises(ConfigError, match="unknown backbone 'vgg11'.*vgg19-fc7"):
         BackboneSpec(name="vgg11")
@@ -101,9 +102,13 @@ def test_cache_and_results_are_keyed_by_backbone():
     data = get_dataset("tiny-test", n_items=12, n_query=4)
     idx = np.arange(12)
     keys = {feature_key(data, idx, BackboneSpec(name=n, weights="random", resize=64, crop=64)) for n in BACKBONES}
-    assert len(keys) == 4
+    assert len(keys) == len(BACKBONES)
     assert results_suffix(BackboneSpec(weights="random", resize=64, crop=64)) == ""  # the default: as before
     assert results_suffix(BackboneSpec(name="vgg19", weights="random", resize=64, crop=64)) == "-vgg19-fc7"
+    # relative to the dataset's own default: the synthetic set's is EfficientNet-Lite0, so AlexNet gets a suffix
+    lite = BackboneSpec(name="lite0", weights="random", resize=64, crop=64)
+    assert results_suffix(lite, "efficientnet-lite0-pool") == ""
+    assert results_suffix(BackboneSpec(weights="random", resize=64, crop=64), "lite0") == "-alexnet-fc2"
 
 
 def test_run_with_another_backbone_names_it_in_results_and_report(tmp_path, capsys):

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hashbench"
 
 #: the commands and what they are built from, above the selection library
 RUN = {"hashbench", "hashbench.__main__", "hashbench.api", "hashbench.cli", "hashbench.runner", "hashbench.cell",
-       "hashbench.plan", "hashbench.tune", "hashbench.tune_defaults", "hashbench.experiment", "hashbench.options",
+       "hashbench.plan", "hashbench.tune", "hashbench.experiment", "hashbench.options",
        "hashbench.execution"}
 
 

@@ -42,5 +42,25 @@ def test_main_job_runs_every_method_and_writes_the_report(tmp_path, capsys):
     udht = [c for c in iter_cells(results) if c.record["method"]["name"] == "udht-frozen"]
     assert udht and {"L1", "L2", "L3"} <= set(udht[0].record["history"])
     index = (reports / "index.md").read_text()
-    assert "random" in index.lower() and "ImageNet" in index
+    # the default stage (issue 22), said in the warning box: real ImageNet features of drawn pictures
+    assert "**Warning: Synthetic stage (synthetic).** ImageNet EfficientNet-Lite0 features of synthetic images" in index
+    assert "randomly initialised" not in index
     assert list((reports / "figures").glob("pr_synthetic_8bits.png"))
+    # the end-to-end modes fine-tuned the backbone's top only, on the frozen trunk's cached outputs
+    e2e = [c for c in iter_cells(results) if c.record["method"]["name"] in ("udht", "tag-binary-e2e")]
+    assert len(e2e) == 4 and all(c.record["fit_info"]["finetune"] == "top" for c in e2e)
+    assert all(c.record["features"]["stage"] == "ImageNet EfficientNet-Lite0 features" for c in e2e)
+
+
+def test_the_random_stage_is_one_flag_away(tmp_path, capsys):
+    """`--backbone alexnet --weights random`: the former stage, fast, in its own results folder, said so."""
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    assert main(["run", "--methods", "itq,lsh", "--bits", "8", "-q", "--dataset", "synthetic", "-D", "n_items=200",
+                 "-D", "n_query=40", "--backbone", "alexnet", "--weights", "random", "--results", str(results),
+                 "--report", str(reports)]) == 0
+    out = capsys.readouterr().out
+    assert "AlexNet FC2 (4096-d), random He initialisation" in out and "resize 64, centre crop 64" in out
+    assert (results / "synthetic-alexnet-fc2").is_dir() and not (results / "synthetic").exists()
+    index = (reports / "index.md").read_text()
+    assert "**Warning: Random backbone weights (synthetic).** The features come from a randomly initialised " \
+           "AlexNet, not from ImageNet weights" in index

@@ -85,7 +85,9 @@ def _run_logged(tmp_path, *extra):
     env = {k: v for k, v in os.environ.items() if k not in ("TQDM_DISABLE", "HASHBENCH_PROGRESS")}
     env["HASHBENCH_CACHE"] = str(tmp_path / "cache")
     log = tmp_path / f"log{len(extra)}.txt"
+    # the fast random stage (the log's format is under test, not the features)
     cmd = [sys.executable, "-m", "hashbench", "run", "--dataset", "synthetic", "-D", "n_items=120", "-D", "n_query=20",
+           "--backbone", "alexnet", "--weights", "random",
            "--methods", "lsh,udht-frozen", "--bits", "8", "--param", "udht-frozen.max_epochs=2", "--no-report",
            "--results", str(tmp_path / "res"), "--force", *extra]
     with open(log, "w") as f:  # stdout and stderr into one file, as a batch job does

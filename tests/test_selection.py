@@ -345,20 +345,6 @@ def test_tune_refuses_an_unknown_configuration_and_a_too_large_validation_split(
     assert "validation split of 500 items is larger than the training role" in capsys.readouterr().err
 
 
-def test_defaults_record_keeps_every_trial_and_gives_the_end_to_end_twins_their_frozen_twins_heads():
-    from hashbench.selection.defaults import build_record
-
-    trial = {"trial": 0, "params": {"lr": 0.01}, "score": 0.7, "measure": "validation mAP@5000", "fit_s": 1.0}
-    rec = {"method": "udht-frozen", "bits": 32, "budget": 2, "chosen": {"lr": 0.01}, "search_space": {"lr": [0.01]},
-           "grid_size": 1, "validation_split": {"seed": 0}, "search_seed": 0, "seed": 0, "fixed_params": {},
-           "best_trial": 0, "best_score": 0.7, "trials": [trial]}
-    out = build_record([rec], criterion="labels")
-    assert out["methods"]["udht-frozen"]["defaults"] == {"lr": 0.01}
-    assert out["methods"]["udht-frozen"]["trials"][0]["score"] == 0.7
-    assert out["methods"]["udht"]["defaults"] == {"lr": 0.01} and out["methods"]["udht"]["how"].startswith("inherited")
-    assert "tag-binary-e2e" not in out["methods"]  # its twin was not selected
-
-
 def test_a_parameter_both_fixed_and_searched_is_refused(projection):
     with pytest.raises(ConfigError, match="k both fixed"):
         run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), params={"k": 1},

@@ -12,6 +12,7 @@ import pytest
 from hashbench.datasets import get_dataset, random_split, relevant_pair_fraction
 from hashbench.datasets.synthetic import CONCEPT_WORDS, NOISE_WORDS, PARENT, PLACES, SyntheticFlickr
 from hashbench.errors import ConfigError
+from hashbench.features import backbone_for
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -68,8 +69,15 @@ def test_api_shapes_and_declared_defaults(small_ds):
     assert len(ds.tags) == 400 and all(isinstance(t, list) for t in ds.tags)
     assert all(isinstance(w, str) and w and w == w.lower() and w.strip() == w for ts in ds.tags for w in ts)
     assert all(len(ts) == len(set(ts)) for ts in ds.tags)  # a tag is listed once per image
-    assert ds.default_weights == "random"
+    # the stage: ImageNet EfficientNet-Lite0 on the pictures resized to 128 px; other networks see 64 px
+    assert ds.default_backbone == "efficientnet-lite0-pool" and ds.default_weights == "imagenet"
     assert ds.default_resize == ds.default_crop == 64
+    assert ds.preprocessing("efficientnet-lite0-pool") == (128, 128)
+    assert ds.preprocessing("alexnet-fc2") == (64, 64)
+    spec = backbone_for(ds)
+    assert (spec.name, spec.weights, spec.resize, spec.crop) == ("efficientnet-lite0-pool", "imagenet", 128, 128)
+    fast = backbone_for(ds, "alexnet", "random")  # the random stage, one flag away, at the rendered size
+    assert (fast.name, fast.weights, fast.resize, fast.crop) == ("alexnet-fc2", "random", 64, 64)
     for option in ("n_items", "n_query", "image_size", "seed", "n_users", "tag_rate", "noise_tags",
                    "confusion_rate", "n_train"):
         assert option in ds.config
@@ -127,6 +135,9 @@ def test_configurable_sizes():
     ds = get_dataset("synthetic", n_items=150, n_query=30, image_size=72, seed=1)
     assert len(ds) == 150 and len(ds.tags) == 150 and ds.labels.shape[0] == 150
     assert ds.default_resize == ds.default_crop == 72
+    assert ds.preprocessing("efficientnet-lite0-pool") == (128, 128) and ds.preprocessing("alexnet-fc2") == (72, 72)
+    big = get_dataset("synthetic", n_items=20, n_query=5, image_size=160)  # never resized down
+    assert big.preprocessing("efficientnet-lite0-pool") == (160, 160)
     assert ds.load_image(149).shape == (72, 72, 3)
     assert ds.make_split(0).sizes() == {"query": 30, "database": 120, "train": 120}
     assert ds.config["image_size"] == 72 and ds.config["n_items"] == 150
@@ -299,10 +310,11 @@ def test_generator_version_enters_the_fingerprint(monkeypatch):
     import hashbench.datasets.synthetic as synthetic
 
     ds = get_dataset("synthetic", n_items=50, n_query=10)
-    assert ds.config["generator_version"] == synthetic.GENERATOR_VERSION == 2  # 2: calibrated (issue 17)
-    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", 1)
+    # 2: calibrated (issue 17); 3: the same items on the ImageNet EfficientNet-Lite0 stage (issue 22)
+    assert ds.config["generator_version"] == synthetic.GENERATOR_VERSION == 3
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", 2)
     old = get_dataset("synthetic", n_items=50, n_query=10)
-    # same items otherwise, but features cached and results stored under version 1 do not match
+    # same items otherwise, but features cached and results stored under version 2 do not match
     assert old.tags == ds.tags and old.fingerprint_key() != ds.fingerprint_key()
 
 

@@ -248,8 +248,9 @@ def test_end_to_end_short_cpu_training_on_tiny_images():
     train = np.arange(8, 40)
     images = ImageInput(data, train, spec)
     tags = [data.tags[i] for i in train]
+    # every layer fine-tuned from the images, as in the paper (the frozen-trunk default: test_frozen_trunk.py)
     h = hashbench.create("udht", bits=8, seed=0, max_epochs=1, warmup_epochs=1, batch_size=16, word_vector_dim=8,
-                         val_fraction=0.0, device="cpu")
+                         val_fraction=0.0, device="cpu", finetune="all")
     h.fit(tags=tags, images=images)
     initial = images.build_backbone()
     fc2 = dict(initial.named_parameters())["classifier.4.weight"]

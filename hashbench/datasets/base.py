@@ -182,6 +182,11 @@ class HashingDataset:
         """
         raise NotImplementedError
 
+    def preprocessing(self, backbone: str) -> tuple[int, int]:
+        """(resize, crop) of the images for ``backbone`` (a registry name): ``default_resize`` and
+        ``default_crop`` unless the dataset says otherwise for some network."""
+        return self.default_resize, self.default_crop
+
     def precomputed_features(self, indices: np.ndarray) -> tuple[np.ndarray, dict[str, Any]] | None:
         """The dataset's own feature rows ``indices`` and their provenance, or None.
 

@@ -14,12 +14,17 @@ Weights (``BackboneSpec.weights``):
   torch hub cache (``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth``) or
   downloaded there by torchvision when online; offline and missing, a
   :class:`~hashbench.errors.WeightsError` says how to provide them. Never a
-  silent fallback to random weights.
+  silent fallback to random weights. A backbone whose weights install with pip
+  (EfficientNet-Lite0: :class:`~hashbench.features.packaged.PackagedWeights`)
+  reads them from its package, checked by SHA-256, and never downloads: a
+  missing package or a file that fails its check is a ``WeightsError`` naming
+  the package and the command that installs it;
 * a path to a ``.pth`` state dict (``--weights PATH``), loaded with
   ``torch.load(weights_only=True)``;
-* ``"random"``: a fixed, seeded random initialisation. Only the synthetic
-  dataset uses it by default; every result records it and the report states it,
-  so that nobody takes those features for ImageNet ones. It is He et al.'s
+* ``"random"``: a fixed, seeded random initialisation, for fast pipeline tests
+  (``--backbone alexnet --weights random``: the synthetic set's former stage);
+  every result records it and the report states it, so that nobody takes those
+  features for ImageNet ones. It is He et al.'s
   initialisation for ReLU networks (ICCV 2015, eq. 10): weights N(0, 2/fan_in),
   biases 0, which keeps the signal's scale through the layers, so that FC2
   outputs come out at about unit scale, as a trained network's do.
@@ -28,9 +33,9 @@ Weights (``BackboneSpec.weights``):
   ~2.4x per layer while the biases do not: its FC2 outputs are ~100x below
   unit scale and dominated by a common offset, and fine-tuning them at the
   paper's backbone learning rate moved them by many times their size in
-  one epoch. VGG-16/19 and ResNet-50 get the same He initialisation of every
-  convolution and linear layer (ResNet's batch norms keep torchvision's
-  identity start: weight 1, bias 0, running mean 0, variance 1).
+  one epoch. VGG-16/19, ResNet-50 and EfficientNet-Lite0 get the same He
+  initialisation of every convolution and linear layer (their batch norms keep
+  the identity start: weight 1, bias 0, running mean 0, variance 1).
 """
 
 from __future__ import annotations
@@ -45,11 +50,10 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, WeightsError
 from ..storage import file_digest
+from .networks import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (the torchvision networks' normalisation)
 from .networks import BACKBONES, DEFAULT_BACKBONE, BackboneDef, canonical_backbone, get_backbone
 
 FC2_DIM = 4096  # AlexNet FC2's (and VGG fc7's) width; other backbones: BACKBONES[name].dim
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: recorded with random weights: which random network they are
 RANDOM_INIT = "he-normal-fan-in, zero biases"
 
@@ -86,20 +90,38 @@ class BackboneSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        defn = self.definition
+        if defn.library != "torchvision":  # the torchvision networks' records stay as they were
+            d.update(library=defn.library, arch=defn.arch, mean=list(defn.mean), std=list(defn.std))
         if self.weights == "random":
             d["init"] = RANDOM_INIT
-        elif self.weights != "imagenet":
+        elif self.weights == "imagenet":
+            if defn.packaged is not None:
+                d["weights_package"] = defn.packaged.describe()
+        else:
             d["weights_sha256"] = _file_sha256(Path(self.weights))
         return d
 
+    @property
+    def stage(self) -> str:
+        """What the features are, in a few words, for a report's warning box."""
+        d = self.definition
+        if self.weights == "random":
+            return f"random backbone weights ({d.display}, seeded He initialisation): not ImageNet features"
+        if self.weights == "imagenet":
+            return f"ImageNet {d.display.rsplit(' ', 1)[0]} features"
+        return f"{d.display} features, weights from {Path(self.weights).name}"
+
     def describe(self) -> str:
+        d = self.definition
         if self.weights == "random":
             w = f"random He initialisation (seed {self.seed}), not ImageNet"
+        elif self.weights == "imagenet" and d.packaged is not None:
+            w = f"ImageNet (package {d.packaged.distribution} {d.packaged.version}, sha256 {d.packaged.sha256[:12]})"
         elif self.weights == "imagenet":
             w = "ImageNet (torchvision IMAGENET1K_V1)"
         else:
             w = f"weights from {self.weights}"
-        d = self.definition
         return f"{d.display} ({d.dim}-d), {w}; resize {self.resize}, centre crop {self.crop}"
 
 
@@ -111,21 +133,23 @@ def backbone_for(dataset: Any, name: str | None = None, weights: str | None = No
         if name is not None or weights is not None:
             raise ConfigError(f"dataset {dataset.name!r} brings its own features: --backbone and --weights do not apply")
         return dataset.feature_spec()
+    name = canonical_backbone(name or dataset.default_backbone)
+    resize, crop = dataset.preprocessing(name)
     return BackboneSpec(
-        name=name or dataset.default_backbone,
+        name=name,
         weights=weights or dataset.default_weights,
         seed=seed,
-        resize=dataset.default_resize,
-        crop=dataset.default_crop,
+        resize=resize,
+        crop=crop,
     )
 
 
-def results_suffix(spec: Any) -> str:
-    """What a run's backbone adds to its results folder name: nothing for the default
-    (AlexNet FC2, as before) or precomputed features, ``-vgg19-fc7`` and so on otherwise, so that
-    two backbones' results sit side by side instead of refusing to overwrite each other."""
-    name = getattr(spec, "name", DEFAULT_BACKBONE)
-    return f"-{name}" if name in BACKBONES and name != DEFAULT_BACKBONE else ""
+def results_suffix(spec: Any, default: str = DEFAULT_BACKBONE) -> str:
+    """What a run's backbone adds to its results folder name: nothing for the dataset's ``default``
+    backbone or precomputed features, ``-vgg19-fc7`` and so on otherwise, so that two backbones'
+    results sit side by side instead of refusing to overwrite each other."""
+    name = getattr(spec, "name", default)
+    return f"-{name}" if name in BACKBONES and name != canonical_backbone(default) else ""
 
 
 def _file_sha256(path: Path) -> str:
@@ -135,10 +159,14 @@ def _file_sha256(path: Path) -> str:
 
 
 def imagenet_weights_path(name: str = DEFAULT_BACKBONE) -> Path:
-    """Where torchvision keeps (or would download) this backbone's ImageNet weights."""
+    """Where torchvision keeps (or would download) this backbone's ImageNet weights; for a backbone
+    whose weights install with pip, the verified file in its package (a WeightsError if missing)."""
     import torch
 
-    filename = get_backbone(name).weights().url.rsplit("/", 1)[-1]
+    d = get_backbone(name)
+    if d.packaged is not None:
+        return d.packaged.path()
+    filename = d.weights().url.rsplit("/", 1)[-1]
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
@@ -149,6 +177,10 @@ def load_state_dict(spec: BackboneSpec) -> dict[str, Any] | None:
     if spec.weights == "random":
         return None
     d = spec.definition
+    if spec.weights == "imagenet" and d.packaged is not None:
+        path = d.packaged.path()  # verified; never downloaded
+        where = f"{path} (package {d.packaged.distribution}; `{d.packaged.install} --force-reinstall` restores it)"
+        return _read_state_dict(path, d, where)
     if spec.weights == "imagenet":
         path = imagenet_weights_path(spec.name)
         if not path.is_file():
@@ -170,13 +202,22 @@ def load_state_dict(spec: BackboneSpec) -> dict[str, Any] | None:
         path = Path(spec.weights)
         if not path.is_file():
             raise WeightsError(f"backbone weights file {path}: no such file")
+    return _read_state_dict(path, d, path)
+
+
+def _read_state_dict(path: Path, d: BackboneDef, where: Any) -> dict[str, Any]:
+    """The state dict in ``path``, in the network's own names (``d.convert``), checked to fit it."""
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"backbone weights file {path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise WeightsError(f"backbone weights file {where}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    if isinstance(state, dict) and d.convert is not None:
+        state = d.convert(state)
     if not isinstance(state, dict) or d.check_key not in state:
-        raise WeightsError(f"backbone weights file {path}: not a {d.display} state dict (no {d.check_key})")
-    check_state_dict(state, path, d)
+        raise WeightsError(f"backbone weights file {where}: not a {d.display} state dict (no {d.check_key})")
+    check_state_dict(state, where, d)
     return state
 
 
@@ -250,14 +291,16 @@ def preprocess(images: np.ndarray | list[np.ndarray], spec: BackboneSpec):
     """uint8 RGB images (H, W, 3) -> normalised float tensor (n, 3, crop, crop).
 
     Resize the shorter side to ``spec.resize`` (bilinear, antialiased), centre-crop
-    ``spec.crop``, scale to [0, 1] and normalise with the ImageNet statistics.
+    ``spec.crop``, scale to [0, 1] and normalise with the statistics the backbone's
+    weights were trained with (``mean``/``std`` of its definition: ImageNet's for the
+    torchvision networks, (x - 127/255) / (128/255) for EfficientNet-Lite).
     """
     import torch
     import torch.nn.functional as F
 
     out = []
     for img in images:
-        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)[None]
+        t = torch.from_numpy(np.require(img, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)[None]
         h, w = t.shape[-2:]
         scale = spec.resize / min(h, w)
         nh, nw = max(spec.crop, round(h * scale)), max(spec.crop, round(w * scale))
@@ -266,8 +309,9 @@ def preprocess(images: np.ndarray | list[np.ndarray], spec: BackboneSpec):
         top, left = (nh - spec.crop) // 2, (nw - spec.crop) // 2
         out.append(t[..., top : top + spec.crop, left : left + spec.crop])
     batch = torch.cat(out)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    d = spec.definition
+    mean = torch.tensor(d.mean).view(1, 3, 1, 1)
+    std = torch.tensor(d.std).view(1, 3, 1, 1)
     return (batch - mean) / std
 
 

@@ -5,6 +5,10 @@ preprocessing) and stored as ``<cache>/features/<key>.npy`` with a JSON sidecar
 that says what they are and which :data:`CACHE_VERSION` wrote them
 (``python -m hashbench cache`` lists the entries and finds the stale ones). A second run with the same key reads them back
 (memory-mapped) instead of recomputing.
+
+The outputs of a backbone's frozen trunk (:meth:`ImageInput.frozen_trunk`, for
+end-to-end methods that fine-tune only the top) go through the same cache, as
+``layer: "trunk"`` entries of shape (n, C * h * w).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from ..storage import atomic_write_json, cache_dir
 from .backbone import BackboneSpec, build_backbone, check_image, preprocess, resolve_device
 
 CACHE_VERSION = 3  # 2: FC1 folded when conv5 is 1x1 (other float rounding); 3: random weights He-initialised
+#: torch's CPU convolutions run depthwise and 1x1 convolutions (EfficientNet's) about twice as fast on
+#: channels-last tensors (benchmarks/README.md); the other networks are left as they were
+CHANNELS_LAST = ("timm",)
 
 
 class ImageInput:
@@ -93,6 +100,70 @@ class ImageInput:
         return region_features(self, list(proposals), extract=extract_features, cache=self.cache, device=device,
                                workers=self.workers)
 
+    def frozen_trunk(self, *, device: str = "auto", progress: bool = False) -> "TrunkInput":
+        """These items as the backbone's frozen trunk sees them: for methods that fine-tune only its top.
+
+        The trunk's outputs are computed once per (items, backbone) through the feature
+        cache; the returned :class:`TrunkInput` yields them where this yields images,
+        and its ``build_backbone()`` is the top alone (``split()[1]``), so a method that
+        fine-tunes "the backbone" it is given fine-tunes the top, on the frozen trunk's
+        exact outputs, without running the trunk again. Methods that transform the
+        images themselves (rotations, crops) cannot use it.
+        """
+        outputs, shape = trunk_outputs(self.dataset, self.indices, self.spec, cache=self.cache, device=device,
+                                       progress=progress, workers=self.workers)
+        return TrunkInput(self, outputs, shape)
+
+
+class TrunkInput:
+    """The frozen-trunk view of an :class:`ImageInput` (see :meth:`ImageInput.frozen_trunk`)."""
+
+    def __init__(self, images: ImageInput, outputs: np.ndarray, shape: tuple[int, ...]) -> None:
+        self.images = images
+        self.dataset, self.indices, self.spec = images.dataset, images.indices, images.spec
+        self.outputs = outputs  # (n, prod(shape)), memory-mapped from the cache
+        self.shape = tuple(int(v) for v in shape)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def tensors(self, positions: Sequence[int]):
+        import torch
+
+        rows = np.asarray(self.outputs[np.asarray(positions, dtype=np.int64)], dtype=np.float32)
+        return torch.from_numpy(rows.reshape((-1, *self.shape)))
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> Iterator[tuple[np.ndarray, Any]]:
+        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+        yield from self.loader([order[s : s + batch_size] for s in range(0, len(order), batch_size)])
+
+    def loader(self, position_batches: Sequence[np.ndarray]) -> Iterator[tuple[np.ndarray, Any]]:
+        for pos in position_batches:
+            yield pos, self.tensors(pos)
+
+    def build_backbone(self):
+        """The backbone's top (what follows the trunk), with ``out_dim`` and ``top_parameters()`` (all of it)."""
+        from torch import nn
+
+        class Top(nn.Module):
+            def __init__(self, top: nn.Module, out_dim: int) -> None:
+                super().__init__()
+                self.top = top
+                self.out_dim = out_dim
+
+            def top_parameters(self):
+                return list(self.top.parameters())
+
+            def forward(self, x):
+                return self.top(x)
+
+        net = build_backbone(self.spec)
+        return Top(net.split()[1], int(net.out_dim))
+
+    def frozen_trunk(self, **_: Any) -> "TrunkInput":
+        return self
+
+
 
 def crop_region(batch: Any, region: tuple[float, float, float, float]) -> Any:
     """The (x0, y0, x1, y1) fraction of each (n, 3, S, S) image, resized back to S x S (bilinear, antialiased)."""
@@ -128,12 +199,14 @@ def _stack(items: list):
 
 
 def feature_key(dataset: HashingDataset, indices: np.ndarray, spec: BackboneSpec,
-                region: tuple[float, float, float, float] | None = None) -> str:
+                region: tuple[float, float, float, float] | None = None, layer: str = "features") -> str:
     ids = np.asarray(dataset.ids)[indices]
     h = hashlib.sha256()
     what = {"dataset": dataset.fingerprint(), "backbone": spec.to_dict(), "v": CACHE_VERSION}
     if region is not None:  # features of a region of each image (the whole image keeps its old keys)
         what["region"] = [float(v) for v in region]
+    if layer != "features":  # the trunk's outputs (the features keep their old keys)
+        what["layer"] = layer
     h.update(json.dumps(what, sort_keys=True, default=str).encode())
     for i in ids:
         h.update(str(i).encode() + b"\0")
@@ -151,6 +224,7 @@ def extract_features(
     progress: bool = True,
     region: tuple[float, float, float, float] | None = None,
     workers: int = 0,
+    layer: str = "features",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Backbone features of ``dataset`` items ``indices`` (in that order), and their provenance.
 
@@ -162,6 +236,9 @@ def extract_features(
     the forward pass overlap. No mixed precision: features are cached and feed every
     method, so they are computed in float32 (the same numbers as without workers).
 
+    ``layer="trunk"``: the outputs of the backbone's trunk (``split()[0]``), flattened
+    to (n, C * h * w); ``info["shape"]`` is (C, h, w).
+
     Returns a float32 (len(indices), spec.dim) array (memory-mapped from the cache)
     and a dict recorded in every result: the backbone spec, the cache key and
     whether the cache was hit.
@@ -170,37 +247,56 @@ def extract_features(
 
     from ..progress import progress_bar
 
+    if layer not in ("features", "trunk"):
+        raise ConfigError(f"layer must be 'features' or 'trunk', got {layer!r}")
     indices = np.asarray(indices, dtype=np.int64)
     root = Path(cache) if cache is not None else cache_dir()
     folder = root / "features"
     folder.mkdir(parents=True, exist_ok=True)
-    key = feature_key(dataset, indices, spec, region)
+    key = feature_key(dataset, indices, spec, region, layer)
     path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
-    info = {"backbone": spec.to_dict(), "description": spec.describe(), "cache_key": key, "dim": spec.dim}
+    info = {"backbone": spec.to_dict(), "description": spec.describe(), "stage": spec.stage, "cache_key": key,
+            "dim": spec.dim}
     if region is not None:
         info["region"] = [float(v) for v in region]
+    if layer != "features":
+        info["layer"] = layer
     if path.is_file() and meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
             feats = np.load(path, mmap_mode="r")
-            if feats.shape == (indices.size, spec.dim) and meta.get("key") == key:
-                return feats, {**info, "cache_hit": True, "extract_s": meta.get("extract_s")}
-        except (ValueError, OSError, json.JSONDecodeError):
+            dim = spec.dim if layer == "features" else int(np.prod(meta.get("shape") or [-1]))
+            if feats.shape == (indices.size, dim) and meta.get("key") == key:
+                extra = {"shape": meta["shape"]} if layer != "features" else {}
+                return feats, {**info, **extra, "cache_hit": True, "extract_s": meta.get("extract_s")}
+        except (ValueError, OSError, json.JSONDecodeError, KeyError):
             pass  # unreadable cache entry: recompute it below
     dev = resolve_device(device)
     net = build_backbone(spec).to(dev).eval()
-    tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, spec.dim))
+    if layer == "trunk":
+        net = net.split()[0].eval()
     cuda = str(dev).startswith("cuda")
+    fmt = torch.channels_last if spec.definition.library in CHANNELS_LAST and not cuda else torch.contiguous_format
+    net = net.to(memory_format=fmt)
     images = ImageInput(dataset, indices, spec, workers=workers, pin_memory=cuda)
+    shape: tuple[int, ...] = (spec.dim,)
+    if layer == "trunk":
+        with torch.inference_mode():
+            probe = images.tensors([0])
+            shape = tuple(net(probe.to(dev).contiguous(memory_format=fmt)).shape[1:])
+        info["shape"] = list(shape)
+    tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(indices.size, int(np.prod(shape))))
     t0 = time.perf_counter()
-    bar = progress_bar(indices.size, f"features {dataset.name} ({spec.name})", "img", enabled=progress)
+    what = "features" if layer == "features" else "trunk outputs"
+    bar = progress_bar(indices.size, f"{what} {dataset.name} ({spec.name})", "img", enabled=progress)
     try:
         with torch.inference_mode():
             for pos, batch in images.batches(batch_size):
                 if region is not None:
                     batch = crop_region(batch, region)
-                feats = net(batch.to(dev, non_blocking=cuda)).float().cpu().numpy()
+                batch = batch.to(dev, non_blocking=cuda).contiguous(memory_format=fmt)
+                feats = net(batch).float().cpu().reshape(len(pos), -1).numpy()
                 if not np.isfinite(feats).all():
                     raise DataError(f"features of {dataset.name} items {pos[0]}..{pos[-1]} contain NaN/inf")
                 out[pos] = feats
@@ -216,6 +312,13 @@ def extract_features(
     atomic_write_json(meta_path, {"key": key, **info, "n": int(indices.size), "dataset": dataset.fingerprint(),
                                   "extract_s": elapsed, "cache_version": CACHE_VERSION})
     return np.load(path, mmap_mode="r"), {**info, "cache_hit": False, "extract_s": elapsed}
+
+
+def trunk_outputs(dataset: HashingDataset, indices: Sequence[int], spec: BackboneSpec,
+                  **extract_options: Any) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(n, C * h * w) outputs of the backbone's trunk for items ``indices`` (cached), and (C, h, w)."""
+    outputs, info = extract_features(dataset, indices, spec, layer="trunk", **extract_options)
+    return outputs, tuple(info["shape"])
 
 
 def dataset_features(

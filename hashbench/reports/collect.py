@@ -198,6 +198,7 @@ class Protocol:
     n_db: int | None = None
     n_query: int | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the dataset's recorded options (its config)
+    stage: str = ""  # what the features are, in words, as recorded at extraction ("ImageNet ... features")
 
     @property
     def protocol_name(self) -> str | None:
@@ -221,6 +222,31 @@ class Protocol:
     @property
     def random_weights(self) -> bool:
         return self.weights == "random"
+
+    @property
+    def network(self) -> str:
+        """The backbone network's name ("AlexNet", "EfficientNet-Lite0"), from the recorded description."""
+        head = (self.features_description or "").split(" (")[0].strip()
+        return head.rsplit(" ", 1)[0] if " " in head else (head or "backbone")
+
+    def stage_warning(self) -> tuple[str, str] | None:
+        """(title, text) of the warning box that says which stage these results come from, or None
+        (ImageNet features of a real dataset need no warning)."""
+        if self.random_weights:
+            return (f"Random backbone weights ({self.label})",
+                    f"The features come from a randomly initialised {self.network}, not from ImageNet weights: "
+                    "these numbers test the pipeline and are not comparable to published results (which use "
+                    "ImageNet features).")
+        if self.name == "synthetic":  # the embedded default: real features, drawn pictures
+            what = self.stage or f"{self.network} features"
+            side = self.backbone.get("crop")
+            return (f"Synthetic stage ({self.label})",
+                    f"{what} of synthetic images: drawn {self.options.get('image_size', 64)}-px scenes"
+                    + (f" (resized to {side} px for the network)" if side else "")
+                    + " with Flickr-style tags, calibrated against real MIRFLICKR's statistics. The features are "
+                    "real ImageNet features but the pictures are not photographs: not comparable to published "
+                    "numbers. End-to-end methods fine-tune only the backbone's top by default (finetune='top').")
+        return None
 
     def describe_features(self) -> str:
         """The features in words; random weights are said plainly, in capitals."""
@@ -335,6 +361,7 @@ def load_report_data(results: str | Path) -> ReportData:
                 split_sizes={str(k): int(v) for k, v in (split.get("sizes") or {}).items()},
                 backbone=dict(feats.get("backbone") or {}),
                 features_description=str(feats.get("description") or ""),
+                stage=str(feats.get("stage") or ""),
                 chance=None if ds.get("chance") is None else float(ds["chance"]),
                 summary=str(ds.get("summary") or ""),
                 topk_effective={

@@ -220,10 +220,9 @@ def hyperparameters_html(data: ReportData) -> str:
 def warnings_html(data: ReportData, published: dict[ConventionGroup, list]) -> str:
     out = []
     for p in sorted(data.protocols.values(), key=lambda q: q.label):
-        if p.random_weights:
-            out.append(f'<div class="warning"><strong>Random backbone weights ({_e(p.label)}).</strong> The features '
-                       "come from a randomly initialised AlexNet, not from ImageNet weights: these numbers test the "
-                       "pipeline and are not comparable to published results (which use ImageNet features).</div>")
+        box = p.stage_warning()
+        if box is not None:
+            out.append(f'<div class="warning"><strong>{_e(box[0])}.</strong> {_e(box[1])}</div>')
     seen = set()
     for sections in published.values():
         for s in sections:

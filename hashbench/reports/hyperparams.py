@@ -35,6 +35,30 @@ def _per_bits(values: dict[int, Any]) -> str:
     return ", ".join(f"{v} ({', '.join(map(str, bs))} bits)" for v, bs in groups.items())
 
 
+def _overridden(records: dict[int, dict[str, Any]], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The recorded defaults a cell ran with other values of (the user's ``--param``), by name."""
+    out = {}
+    for r in records.values():
+        params = (r.get("method") or {}).get("params") or {}
+        out.update({k: params[k] for k, v in defaults.items() if k in params and params[k] != v})
+    return out
+
+
+def defaults_status(records: dict[int, dict[str, Any]]) -> str:
+    """Which applies to a row: the shipped record's status (selected, nothing to select, inherited; hand-set
+    for a method it does not cover yet), this run's own `tune` selection, or a named configuration."""
+    methods = [r.get("method") or {} for r in records.values()]
+    if any(m.get("selection") for m in methods):
+        return "selected by this run's tune"
+    if any(m.get("configuration") for m in methods):
+        return "named configuration"
+    shipped = next((m["defaults_chosen_by"] for m in methods if m.get("defaults_chosen_by")), None)
+    if isinstance(shipped, dict):
+        over = _overridden(records, shipped.get("defaults") or {})
+        return shipped["status"] + (" (overridden)" if over else "")
+    return "not recorded"  # a plugin without a record, or a result older than the record's format
+
+
 def _how_chosen(records: dict[int, dict[str, Any]], method: str) -> str:
     sels = {b: (r.get("method") or {}).get("selection") for b, r in records.items()}
     config = next((r["method"].get("configuration") for r in records.values() if r["method"].get("configuration")), None)
@@ -43,7 +67,11 @@ def _how_chosen(records: dict[int, dict[str, Any]], method: str) -> str:
             return f"named configuration @{config} (its values as the configuration states them; not selected here)"
         shipped = next((r["method"].get("defaults_chosen_by") for r in records.values()
                         if r["method"].get("defaults_chosen_by")), None)
-        if shipped:
+        if isinstance(shipped, dict):  # the shipped defaults record: status, values, how
+            over = _overridden(records, shipped.get("defaults") or {})
+            note = f" (this run set {_params_text(over)} instead)" if over else ""
+            return f"the method's defaults, {shipped['text']}{note}"
+        if shipped:  # a result stored before the record gave every method a status
             return f"the method's defaults, {shipped}"
         return "the method's defaults (no `tune` selection used by this run; the README says how the defaults were chosen)"
     s = next(v for v in sels.values() if v)
@@ -56,9 +84,27 @@ def _how_chosen(records: dict[int, dict[str, Any]], method: str) -> str:
     text = (f"selected on a validation split of the training role (seed {s['validation_split'].get('seed')}, "
             f"{s['validation_split'].get('validation')} validation queries), {label}; budget {s.get('budget')} "
             f"trials ({trials})")
+    failures = failed_trials_text({b: v for b, v in sels.items() if v})
+    if failures:
+        text += f"; {failures}"
     if missing:
         text += f"; not selected at {', '.join(map(str, sorted(missing)))} bits"
     return text
+
+
+def _params_text(params: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in sorted((params or {}).items())) or "(defaults)"
+
+
+def failed_trials_text(selections: dict[int, dict[str, Any]]) -> str:
+    """'2 of 12 trials failed at 32 bits (lr=0.01: reason; ...)' for the selections (by bit length) that had failures."""
+    parts = []
+    for b, sel in sorted(selections.items()):
+        failed = sel.get("failed") or []
+        if failed:
+            why = "; ".join(f"{_params_text(f['params'])}: {f['failed']}" for f in failed)
+            parts.append(f"{len(failed)} of {sel.get('n_trials_run')} trials failed at {b} bits ({why})")
+    return ", ".join(parts)
 
 
 def _stopping(records: dict[int, dict[str, Any]]) -> str:
@@ -95,6 +141,7 @@ def hyperparameter_rows(data: ReportData) -> list[dict[str, str]]:
                 "dataset": data.protocols[pid].label,
                 "method": display,
                 "hyper-parameters": shown or "(none)",
+                "defaults": defaults_status(records),
                 "how chosen": _how_chosen(records, method),
                 "stopping epoch (best of run)": _stopping(records) if deep else "",
             })
@@ -136,7 +183,10 @@ def index_lines(data: ReportData) -> list[str]:
         "",
         "The values each method ran with, and how they were chosen. \"Selected\" means chosen by "
         "`python -m hashbench tune` on a validation split carved from the training role (query and "
-        "database-only items never seen), by the same procedure and trial budget for every method; "
+        "database-only items never seen), by the same procedure and trial budget for every method; the "
+        "*defaults* column says which applies: the shipped record's `selected`, `nothing to select` (empty "
+        "search space) or `inherited` (an end-to-end twin takes its frozen twin's values), `hand-set` for a method "
+        "that record does not cover yet, or this run's own `tune` selection; "
         "deep methods stop when their held-out objective stops improving (best epoch of the epochs run). "
         "Files: [Markdown](tables/hyperparameters.md) · [CSV](tables/hyperparameters.csv)",
         "",

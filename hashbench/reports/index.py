@@ -90,15 +90,10 @@ def write_index(
         f"`python -m hashbench report --results {results_arg} --out {out_arg}`.",
         "",
     ]
-    random_protocols = [p for p in data.protocols.values() if p.random_weights]
-    if random_protocols:
-        names = ", ".join(p.label for p in random_protocols)
-        lines += [
-            f"> **Warning: the features of {names} come from a randomly initialised AlexNet, not from "
-            "ImageNet weights.** These numbers test the pipeline; they are not comparable to published "
-            "results (which use ImageNet features).",
-            "",
-        ]
+    for p in sorted(data.protocols.values(), key=lambda q: q.label):
+        box = p.stage_warning()
+        if box is not None:
+            lines += [f"> **Warning: {box[0]}.** {box[1]}", ""]
     if len(data.groups) > 1:
         lines += [
             f"> **Note:** these results were scored under {len(data.groups)} different evaluator conventions; "

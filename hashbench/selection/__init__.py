@@ -6,7 +6,8 @@
   and the trials drawn from them (a seeded order of the grid, cut at the budget);
 * :mod:`.criteria` -- the two criteria, ``labels`` and ``label-free``;
 * :mod:`.search` -- the trial loop, stored and resumable;
-* :mod:`.defaults` -- the record of how the tag methods' shipped defaults were selected.
+* :mod:`.record` -- the defaults record (statuses included) built from selections;
+* :mod:`.display` -- the trials of a selection as a plain-text table.
 
 A library: it imports nothing of the commands. ``python -m hashbench tune``
 (:mod:`hashbench.tune`) composes it with the plan and the features stage, as a run does.
@@ -20,7 +21,9 @@ interruption) and would add optuna, SQLAlchemy and alembic to the dependencies.
 """
 
 from .criteria import CRITERIA
-from .search import SELECTION_DIR, TrainingData, load_selection, run_selection, selection_folder, summary
+from .display import format_records
+from .search import (SELECTION_DIR, TrainingData, all_failed, load_selection, rank_key, run_selection,
+                     selection_folder, summary)
 from .space import check_search_space, grid_size, plan_trials
 from .validation import ValidationSplit, validation_split
 
@@ -28,11 +31,14 @@ __all__ = [
     "CRITERIA",
     "SELECTION_DIR",
     "TrainingData",
+    "all_failed",
     "ValidationSplit",
     "check_search_space",
+    "format_records",
     "grid_size",
     "load_selection",
     "plan_trials",
+    "rank_key",
     "run_selection",
     "selection_folder",
     "summary",

@@ -15,6 +15,13 @@ length, one criterion. Its folder in the results store is
 Resuming: a trial whose line is in ``trials.jsonl`` is never run again; a line
 cut short by an interruption is ignored (that trial is run again). A folder
 written under another configuration is refused (``force`` starts it afresh).
+
+A failed trial is a result too: one whose fit or scoring raises, or whose
+training losses, held-out objective or score are not finite, is stored with
+its parameters and the reason (``"failed"``), ranked below every trial that
+finished (:func:`rank_key`), and the search goes on. A selection in which every
+trial failed chooses nothing (``"all_failed"``); :func:`all_failed` names such
+selections for a command to report (``tune`` then exits non-zero).
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class TrainingData:
             if self.tags is None:
                 raise ConfigError("this method learns from tags, and the dataset has none")
             out["tags"] = [self.tags[i] for i in positions]
+        if "labels" in requires:  # a supervised reference learns from the training role's labels, as in a run
+            out["labels"] = np.asarray(self.labels[positions])
         if "images" in requires:
             if self.images is None:
                 raise ConfigError("this method learns from images, and none were given to selection")
@@ -108,13 +117,59 @@ def score_trial(
             out["measure"] = "Euclidean-neighbour agreement (generic)"
         else:
             out["objective"] = objective
-            out["score"] = -objective if np.isfinite(objective) else -np.inf
+            out["score"] = -objective  # a non-finite objective fails the trial (_nonfinite)
             out["measure"] = "minus the method's own held-out objective"
     conv = (getattr(hasher, "fit_info_", {}) or {}).get("convergence")
     if conv:
         out["convergence"] = conv
     out["score_s"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def rank_key(trial: dict[str, Any]) -> tuple[bool, float, int]:
+    """Sort key of a trial, higher is better: finished before failed, then the score, then the earlier trial.
+
+    Among equal scores the earliest trial of the seeded plan wins; a failed trial
+    (``"failed"`` holds its reason, its score is None) ranks below every finished one.
+    """
+    failed = bool(trial.get("failed"))
+    return (not failed, -np.inf if failed else float(trial["score"]), -int(trial["trial"]))
+
+
+def _nonfinite(hasher: Hasher, out: dict[str, Any]) -> str | None:
+    """Why a finished trial still counts as failed: a training loss, the held-out objective or the score not finite."""
+    for name, values in hasher.training_history().items():
+        bad = [i for i, v in enumerate(values) if not np.isfinite(v)]
+        if bad:
+            return f"training loss {name!r} became {values[bad[0]]} at entry {bad[0] + 1} of {len(values)}"
+    if "objective" in out and not np.isfinite(out["objective"]):
+        return f"the held-out objective is {out['objective']}"
+    if not np.isfinite(out["score"]):
+        return f"the score ({out['measure']}) is {out['score']}"
+    return None
+
+
+def _run_trial(cls: type[Hasher], kwargs: dict[str, Any], data: TrainingData, vsplit: ValidationSplit,
+               criterion: str, topk: int | None, relevance: Callable[[], tuple[np.ndarray, np.ndarray]]
+               ) -> dict[str, Any]:
+    """One trial's outcome; a trial that raises (anything but an interruption) or ends non-finite is failed."""
+    t0 = time.perf_counter()
+    try:
+        hasher = cls(**kwargs)
+        out = score_trial(hasher, data, vsplit, criterion, topk=topk, relevance=relevance)
+    except Exception as exc:  # noqa: BLE001 - a trial's failure is a result to store; the search goes on
+        return {"failed": f"{type(exc).__name__}: {exc}", "score": None, "fit_s": round(time.perf_counter() - t0, 3)}
+    why = _nonfinite(hasher, out)
+    if why is not None:
+        out.update(failed=why, score=None)
+    return out
+
+
+def all_failed(records: list[dict[str, Any]]) -> list[str]:
+    """One line per selection in ``records`` whose every trial failed (empty when none did)."""
+    return [f"{r['method']} at {r['bits']} bits: all {r['n_trials_run']} trials failed, e.g. "
+            f"{r['trials'][0]['params'] or '(defaults)'}: {r['trials'][0]['failed']}"
+            for r in records if r.get("all_failed")]
 
 
 def _read_trials(path: Path) -> dict[int, dict[str, Any]]:
@@ -221,19 +276,21 @@ def run_selection(
         rec = done.get(i)
         if rec is not None and rec.get("params") == point:
             trials.append(rec)
-            echo(f"  {method} {bits} bits trial {i + 1}/{len(plan)} {point}: done already ({rec['score']:.4f})")
+            echo(f"  {method} {bits} bits trial {i + 1}/{len(plan)} {point}: done already ({_outcome(rec)})")
             continue
-        hasher = cls(bits=bits, seed=seed, **{**preset, **params, **point})
-        rec = {"trial": i, "params": point, **score_trial(hasher, data, vsplit, criterion, topk=topk,
-                                                          relevance=relevance)}
+        rec = {"trial": i, "params": point, **_run_trial(cls, {"bits": bits, "seed": seed, **preset, **params, **point},
+                                                         data, vsplit, criterion, topk, relevance)}
         if trials_path is not None:
             _append(trials_path, rec)
         trials.append(rec)
         stop = (rec.get("convergence") or {}).get("best_epoch")
-        echo(f"  {method} {bits} bits trial {i + 1}/{len(plan)} {point}: {rec['measure']} {rec['score']:.4f}"
+        echo(f"  {method} {bits} bits trial {i + 1}/{len(plan)} {point}: {_outcome(rec)}"
              f" (fit {rec['fit_s']:.1f}s" + (f", best epoch {stop}" if stop else "") + ")")
-    # best score; among equal scores the earliest trial of the seeded plan
-    best = max(trials, key=lambda t: (t["score"], -t["trial"]))
+    # best score; among equal scores the earliest trial of the seeded plan; failed trials last
+    best = max(trials, key=rank_key)
+    failed = [t for t in trials if t.get("failed")]
+    if best.get("failed"):
+        best = {"trial": None, "params": None, "score": None}  # every trial failed: nothing is chosen
     record = {
         "key": key,
         **config,
@@ -245,7 +302,9 @@ def run_selection(
         "best_trial": best["trial"],
         "chosen": best["params"],
         "best_score": best["score"],
-        "params": {**preset, **params, **best["params"]},
+        "n_failed": len(failed),
+        "all_failed": len(failed) == len(trials),
+        "params": None if best["params"] is None else {**preset, **params, **best["params"]},
         "code_version": code_version(),
         "started": started,
         "finished": now(),
@@ -253,6 +312,10 @@ def run_selection(
     if folder is not None:
         atomic_write_json(Path(folder) / "selection.json", record)
     return record
+
+
+def _outcome(rec: dict[str, Any]) -> str:
+    return f"FAILED: {rec['failed']}" if rec.get("failed") else f"{rec['measure']} {rec['score']:.4f}"
 
 
 def load_selection(root: str | Path, dataset_key: str, method: str, bits: int, criterion: str,
@@ -272,6 +335,11 @@ def load_selection(root: str | Path, dataset_key: str, method: str, bits: int, c
         record = json.loads(path.read_text())
     except ValueError as exc:
         raise ResultsError(f"selection record {path}: not valid JSON ({exc})") from None
+    if record.get("all_failed"):
+        raise ConfigError(
+            f"selection record {path}: every trial of {method} at {bits} bits failed (e.g. "
+            f"{record['trials'][0]['failed']}), so nothing was selected; change its search space and tune again"
+        )
     if split_key is not None and record.get("split_key") not in (None, split_key):
         raise ConfigError(
             f"selection record {path} was made on split {record.get('split_key')}, this run uses {split_key}; "
@@ -288,6 +356,7 @@ def summary(record: dict[str, Any], path: str | None = None) -> dict[str, Any]:
         "chosen": record["chosen"],
         "best_score": record["best_score"],
         "n_trials_run": record["n_trials_run"],
+        "failed": [{"params": t["params"], "failed": t["failed"]} for t in record["trials"] if t.get("failed")],
         "budget": record["budget"],
         "grid_size": record.get("grid_size"),
         "search_space": record["search_space"],
