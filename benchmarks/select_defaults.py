@@ -2,7 +2,7 @@
 
     python benchmarks/select_defaults.py --out methods/selected_defaults.json
 
-runs ``tune`` (the selection library: :func:`hashbench.selection.tune`) on the
+runs ``tune`` (:func:`hashbench.tune.tune`, built on the selection library) on the
 embedded default dataset for every method that has a search space, with the
 same criterion, number of trials, bit length and validation split for each,
 and writes the record every run then uses by default
@@ -37,7 +37,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from hashbench.errors import ConfigError  # noqa: E402
 from hashbench.provenance import hardware, thread_counts  # noqa: E402
 from hashbench.registry import available_methods, get_method  # noqa: E402
-from hashbench.selection import TuneConfig, format_records, grid_size, tune  # noqa: E402
+from hashbench.selection import format_records, grid_size  # noqa: E402
+from hashbench.tune import TuneConfig, tune  # noqa: E402
 from hashbench.selection.record import build_record, write_record  # noqa: E402
 
 CRITERION, TRIALS, BITS, VAL_SIZE = "labels", 12, 32, 0.2

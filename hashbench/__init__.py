@@ -22,11 +22,10 @@ from .errors import (
     ResultsError,
     WeightsError,
 )
+from ._version import __version__
 from .api import run  # light: torch and the datasets load when a run starts
 from .hasher import Hasher
 from .registry import available_methods, create, get_method, load_plugin_file, register_method
-
-__version__ = "0.1.0"
 
 
 def load_results(path: str = "results/", **kwargs: Any):

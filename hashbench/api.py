@@ -15,80 +15,41 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import numbers
+import inspect
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .errors import ConfigError
+from .options import OPTIONS, RunConfig, document_from_config, overrides_from_keywords, parse_topk
 
 if TYPE_CHECKING:  # the heavy parts (torch, the datasets) load only when a run starts
     import pandas as pd
 
-    from .runner import RunConfig
+__all__ = ["make_config", "parse_topk", "run", "run_config", "write_report"]
 
-#: keyword -> RunConfig field, for the keywords whose names differ
-_RENAMED = {"cache_dir": "cache", "params": "method_params"}
+#: positional, in this order; every other option is a keyword
+_POSITIONAL = ("methods", "bits", "seeds")
 
 
-def run(
-    methods: str | Sequence[str] | None = None,
-    bits: int | str | Sequence[int] | None = None,
-    seeds: int | str | Sequence[int] | None = None,
-    *,
-    dataset: str | None = None,
-    data_root: str | Path | None = None,
-    dataset_options: Mapping[str, Any] | None = None,
-    protocol: str | None = None,
-    skip_corrupt: bool | None = None,
-    split_seed: int | None = None,
-    split_file: str | Path | None = None,
-    results: str | Path | None = None,
-    report: str | Path | None = None,
-    params: Mapping[str, Any] | None = None,
-    ties: str | None = None,
-    empty: str | None = None,
-    topk: str | Sequence[int | str | None] | None = None,
-    weights: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    device: str | None = None,
-    force: bool | None = None,
-    quiet: bool | None = None,
-    plugins: Sequence[str | Path] = (),
-    config: RunConfig | str | Path | None = None,
-    echo: Callable[[str], None] | None = print,
-    **options: Any,
-) -> pd.DataFrame:
+def run(*args: Any, config: RunConfig | str | Path | None = None, plugins: Sequence[str | Path] = (),
+        quiet: bool | None = None, echo: Callable[[str], None] | None = print, **options: Any) -> pd.DataFrame:
     """Run methods x bits x seeds on a dataset, score and store every cell; return the table.
 
-    Every argument left at ``None`` takes its value from ``config`` when one is
-    given (a :class:`~hashbench.runner.RunConfig`, e.g. built from an
-    experiment file), else the command line's default. So
-    ``run(config=cfg, force=True)`` is ``cfg`` with ``force`` switched on.
+    Every option left at ``None`` takes its value from ``config`` when one is given (an
+    experiment file, as ``run --config`` reads it, or a :class:`~hashbench.options.RunConfig`),
+    else the command line's default; so ``run(config=cfg, force=True)`` is ``cfg`` with
+    ``force`` switched on. The options are the command line's (:mod:`hashbench.options`), checked
+    the same way; ``methods``, ``bits`` and ``seeds`` may also be given by position, as a list or
+    a comma-separated string.
 
     Args:
-        methods: names (``["itq", "lsh"]``, ``"itq,lsh"``, ``"udht@paper"``) or ``"all"`` (default).
-        bits: code lengths (default 12, 24, 32, 48). ``seeds``: method seeds (default 0).
-        dataset, data_root: the dataset (default ``"synthetic"``, embedded) and a real dataset's folder.
-        dataset_options: the command line's ``-D`` options (``{"label_set": 38}``);
-            ``protocol`` and ``skip_corrupt`` are two of them, given apart as on the command line.
-        split_seed, split_file: the query/database split's seed, or a saved split to reload.
-        results: the results folder (default ``results/``). A finished cell there is read back, not
-            recomputed (unless ``force``); a cell of another configuration stops the run with a
-            :class:`~hashbench.errors.ResultsError` before anything runs.
-        report: a folder to regenerate the report into at the end; None (default): no report
-            (the command line writes ``reports/`` unless ``--no-report``).
-        params: method hyper-parameters, ``{"itq": {"n_iter": 100}}`` or ``{"itq.n_iter": 100}``.
-        ties, empty, topk: the evaluation conventions (``--ties``, ``--empty``, ``--topk``;
-            ``topk`` as ``(5000, 50000, None)`` or ``"5000,50000,all"``).
-        weights, cache_dir, device: backbone weights (``imagenet``, ``random``, a ``.pth`` file),
-            the feature and word-vector cache, and ``auto``/``cpu``/``cuda``.
-        force: recompute finished cells. ``quiet``: no progress bars or stage lines (``-q``).
-        plugins: Python files that register extra methods (``--plugin``).
+{options}
         config: an experiment file (``configs/default.toml``: its settings, the other
             arguments on top, as on the command line) or a ``RunConfig`` to start from.
+        plugins: Python files that register extra methods (``--plugin``).
+        quiet: no progress bars (``-q``).
         echo: where the per-cell lines go (``print``); None prints nothing.
-        options: any other ``RunConfig`` field (``backbone_seed=1``).
 
     Returns:
         One row per cell of the grid, computed now or read back, with the columns of
@@ -98,28 +59,31 @@ def run(
         ``"computed"`` and ``"skipped"`` (cell counts). pandas keeps ``attrs`` through
         most operations but not all (e.g. ``merge``): read them off the returned frame.
     """
-    from . import store
-    from .errors import ResultsError
-    from .progress import quiet as quiet_progress
     from .registry import load_plugin_file
-    from .runner import Runner
 
     for plugin in plugins:
         load_plugin_file(plugin)
-    if isinstance(config, (str, Path)):
-        from .experiment import load_experiment
+    if len(args) > len(_POSITIONAL):
+        raise ConfigError(f"hashbench.run: at most {len(_POSITIONAL)} positional arguments "
+                          f"({', '.join(_POSITIONAL)}), got {len(args)}")
+    twice = sorted(set(_POSITIONAL[: len(args)]) & set(options))
+    if twice:
+        raise ConfigError(f"hashbench.run: {', '.join(twice)} given both by position and by name")
+    given = {**dict(zip(_POSITIONAL, args)), **options}
+    cfg = make_config(config, given, quiet=quiet)
+    # the report is written only when asked for here (the command line: reports/ unless --no-report)
+    return run_config(cfg, report=cfg.report if given.get("report") else None, echo=echo)
 
-        config = load_experiment(config)
-    given = dict(
-        methods=_names(methods, "methods"), bits=_ints(bits, "bits"), seeds=_ints(seeds, "seeds"),
-        dataset=dataset, data_root=_path(data_root), split_file=_path(split_file),
-        split_seed=None if split_seed is None else _ints(split_seed, "split_seed")[0],
-        results=_path(results), cache_dir=_path(cache_dir), weights=None if weights is None else str(weights),
-        device=device, force=force, **options,
-    )
-    cfg = _config(config, given, dataset_options, protocol, skip_corrupt, params, ties, empty, topk, quiet)
+
+def run_config(cfg: RunConfig, *, report: str | Path | None = None,
+               echo: Callable[[str], None] | None = print) -> pd.DataFrame:
+    """Run a checked :class:`RunConfig` (what :func:`run` and the command line make); return the table."""
+    from . import store
+    from .errors import ResultsError
+    from .progress import quiet as quiet_progress
+    from .runner import Runner
+
     say = echo if echo is not None else (lambda _line: None)
-
     with _cache_env(cfg.cache), (quiet_progress() if not cfg.progress else contextlib.nullcontext()):
         summary = Runner(cfg, echo=say).run()
     folder = summary.results.resolve() / summary.dataset_key
@@ -140,6 +104,62 @@ def run(
     return frame
 
 
+def make_config(config: RunConfig | str | Path | None = None, given: dict[str, Any] | None = None, *,
+                quiet: bool | None = None) -> RunConfig:
+    """The :class:`RunConfig` of ``hashbench.run(config=config, **given)``, checked as the command line's is.
+
+    The keywords become a document in an experiment file's layout (None: not given), laid over
+    ``config`` (a file, a RunConfig, or the defaults) and checked as a whole
+    (:func:`hashbench.experiment.resolve_experiment`). A RunConfig given alone is run as it is.
+    """
+    from .experiment import load_experiment, read_experiment_file, resolve_experiment
+    from .options import to_run_config
+
+    given = dict(given or {})
+    overrides = overrides_from_keywords(given)
+    if config is not None and not isinstance(config, (RunConfig, str, Path)):
+        raise ConfigError(f"config: expected a hashbench.runner.RunConfig, an experiment file or None, "
+                          f"got {type(config).__name__}")
+    if isinstance(config, RunConfig) and not overrides:
+        cfg = dataclasses.replace(config)
+    elif isinstance(config, RunConfig):
+        doc = document_from_config(config)
+        kept = {k: v for k, v in (config.experiment or {}).items() if k in ("description", "plugins")}
+        resolved = resolve_experiment({**kept, **doc}, overrides, source="hashbench.run")
+        resolved["source"] = (config.experiment or {}).get("source")
+        cfg = to_run_config(resolved)
+        cfg.progress, cfg.command = config.progress, config.command
+    else:
+        cfg = load_experiment(config, overrides) if config is not None else \
+            to_run_config({**resolve_experiment({}, overrides, source="hashbench.run"), "source": None})
+    if quiet is not None:
+        cfg.progress = not quiet
+    if cfg.command is None:
+        cfg.command = _call_text(given, quiet)
+    return cfg
+
+
+def _doc_options() -> str:
+    """The Args lines of :func:`run`, one per option (made from :data:`hashbench.options.OPTIONS`)."""
+    lines = []
+    for opt in OPTIONS:
+        flag = f" ({opt.flag[-1]})" if opt.flag else ""
+        lines.append(f"        {opt.name}{flag}: {opt.help}.")
+    return "\n".join(lines)
+
+
+run.__doc__ = (run.__doc__ or "").replace("{options}", _doc_options())
+run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  (help() and IDEs show every option)
+    [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in _POSITIONAL]
+    + [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=None)
+       for o in OPTIONS if o.name not in _POSITIONAL]
+    + [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None),
+       inspect.Parameter("plugins", inspect.Parameter.KEYWORD_ONLY, default=()),
+       inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=None),
+       inspect.Parameter("echo", inspect.Parameter.KEYWORD_ONLY, default=print)],
+    return_annotation="pd.DataFrame")
+
+
 def write_report(results: str | Path, out: str | Path, *, echo: Callable[[str], None] = print) -> Path:
     """Regenerate the report from the results store; returns its index (or the folder)."""
     from .reports import generate_reports
@@ -151,74 +171,23 @@ def write_report(results: str | Path, out: str | Path, *, echo: Callable[[str], 
 
 
 # ------------------------------------------------------------------ helpers
-def _config(
-    base: RunConfig | None,
-    given: dict[str, Any],
-    dataset_options: Mapping[str, Any] | None,
-    protocol: str | None,
-    skip_corrupt: bool | None,
-    params: Mapping[str, Any] | None,
-    ties: str | None,
-    empty: str | None,
-    topk: Any,
-    quiet: bool | None,
-) -> RunConfig:
-    """``base`` (or the defaults) updated by every argument that was given."""
-    from .runner import RunConfig
-
-    if base is not None and not isinstance(base, RunConfig):
-        raise ConfigError(f"config: expected a hashbench.runner.RunConfig or None, got {type(base).__name__}")
-    cfg = dataclasses.replace(base) if base is not None else RunConfig()
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    changes: dict[str, Any] = {}
-    for key, value in given.items():
-        name = _RENAMED.get(key, key)
-        if name not in fields:
-            raise ConfigError(f"hashbench.run: unknown option {key!r}; RunConfig fields: {', '.join(sorted(fields))}")
-        if value is not None:
-            changes[name] = value
-    opts = {**cfg.dataset_options, **(dataset_options or {})}
-    if protocol is not None:
-        opts["protocol"] = protocol
-    if skip_corrupt is not None:
-        opts["skip_corrupt"] = bool(skip_corrupt)
-    changes["dataset_options"] = opts
-    method_params = {m: dict(p) for m, p in cfg.method_params.items()}
-    for key, value in (params or {}).items():
-        if isinstance(value, Mapping):
-            method_params.setdefault(key, {}).update(value)
-        else:
-            method, dot, name = str(key).rpartition(".")
-            if not dot or not method:
-                raise ConfigError(f"params: expected {{method: {{name: value}}}} or 'method.name', got {key!r}")
-            method_params.setdefault(method, {})[name] = value
-    changes["method_params"] = method_params
-    evaluation = dict(cfg.evaluation)
-    for key, value in (("ties", ties), ("empty", empty), ("topk", None if topk is None else parse_topk(topk))):
-        if value is not None:
-            evaluation[key] = value
-    changes["evaluation"] = evaluation
-    if quiet is not None:
-        changes["progress"] = not quiet
-    cfg = dataclasses.replace(cfg, **changes)
-    if cfg.command is None:
-        cfg.command = _call_text(given, dataset_options, protocol, skip_corrupt, params, ties, empty, topk, quiet)
-    return cfg
-
-
-def _call_text(given: dict[str, Any], *rest: Any) -> str:
+def _call_text(given: dict[str, Any], quiet: bool | None) -> str:
     """How the run was asked for, recorded with every cell (as the command line records its command)."""
-    names = ("dataset_options", "protocol", "skip_corrupt", "params", "ties", "empty", "topk", "quiet")
-    args = {**{k: v for k, v in given.items() if v is not None},
-            **{k: v for k, v in zip(names, rest) if v is not None}}
+    args = {k: v for k, v in given.items() if v is not None}
+    if quiet is not None:
+        args["quiet"] = quiet
     return "hashbench.run(" + ", ".join(f"{k}={_plain(v)!r}" for k, v in args.items()) + ")"
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "tolist"):  # NumPy arrays and integers
+        return value.tolist()
     return value
 
 
@@ -237,49 +206,3 @@ def _cache_env(cache: Path | None) -> Iterator[None]:
             os.environ.pop("HASHBENCH_CACHE", None)
         else:
             os.environ["HASHBENCH_CACHE"] = old
-
-
-def _path(value: str | Path | None) -> Path | None:
-    return None if value is None else Path(value).expanduser()
-
-
-def _names(value: str | Sequence[str] | None, what: str) -> list[str] | None:
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out = [str(v).strip() for v in items if str(v).strip()]
-    if not out:
-        raise ConfigError(f"{what}: expected at least one name, got {value!r}")
-    return out
-
-
-def _ints(value: int | str | Sequence[int] | None, what: str) -> list[int] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            return [int(v) for v in value.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"{what}: expected comma-separated integers, got {value!r}") from None
-    values = [value] if isinstance(value, numbers.Integral) else list(value)
-    # NumPy integers become ints, so that the cell keys are the command line's; the rest is checked by the runner
-    return [int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v for v in values]
-
-
-def parse_topk(value: str | Sequence[int | str | None]) -> tuple[int | None, ...]:
-    """``"5000,50000,all"`` or ``(5000, 50000, None)`` -> the evaluator's top-K tuple (None: all)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out: list[int | None] = []
-    for v in items:
-        text = v.strip().lower() if isinstance(v, str) else v
-        if text is None or text in ("all", "none"):
-            out.append(None)
-        elif text != "":
-            try:
-                k = int(text)
-            except (TypeError, ValueError):
-                raise ConfigError(f"--topk: expected integers or 'all', got {v!r}") from None
-            if isinstance(v, bool) or k <= 0 or (not isinstance(v, str) and k != v):
-                raise ConfigError(f"--topk: K must be a positive integer, got {v!r}")
-            out.append(k)
-    return tuple(out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shlex
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import ConfigError, HashbenchError
+from .options import add_flags, by_name, flag_value, overrides_from_flags, parse_topk
 
 EPILOG_RUN = """examples:
   python -m hashbench run --methods all --bits 12,24,32,48
@@ -32,75 +32,21 @@ An interrupted tune resumes where it stopped: re-run the same command.
 """
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+#: the flags `run`, `tune` and `prepare` share: which data, which features (hashbench.options)
+DATA_FLAGS = ("dataset_options", "protocol", "skip_corrupt", "weights", "backbone", "cache_dir", "device")
 
 
-def _name_list(text: str) -> list[str]:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one name")
-    return values
-
-
-def _value(text: str) -> Any:
-    """Parse an option value as JSON when it is JSON (numbers, true, lists), else keep the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _key_values(items: Sequence[str], what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{what}: expected key=value, got {item!r}")
-        out[key.strip()] = _value(value)
-    return out
-
-
-def _method_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in _key_values(items, "--param").items():
-        method, dot, name = key.rpartition(".")
-        if not dot or not method:
-            raise ConfigError(f"--param: expected method.name=value, got {key!r}")
-        out.setdefault(method, {})[name] = value
-    return out
-
-
-def _add_dataset_args(p: argparse.ArgumentParser) -> None:
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", dest="quiet_sub", action="store_true", help="no progress bars")
-    p.add_argument("-D", "--dataset-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a dataset option, e.g. -D label_set=38 or -D n_items=3000 (repeatable)")
-    p.add_argument("--protocol", help="the dataset's named protocol (e.g. paper, cleaned, tc21)")
-    p.add_argument("--skip-corrupt", action="store_true",
-                   help="skip (and report) images that do not decode instead of stopping")
-    p.add_argument("--weights", help="backbone weights: imagenet, random, or a .pth file "
-                   "(default: the dataset's: imagenet; `--backbone alexnet --weights random` is the synthetic set's "
-                   "fast random stage)")
-    p.add_argument("--backbone", help="feature network: the dataset's default (synthetic: efficientnet-lite0-pool; "
-                   "real data: alexnet-fc2), vgg16-fc7, vgg19-fc7, resnet50-pool (short: alexnet, vgg16, vgg19, "
-                   "resnet50, lite0); see `list backbones`")
-    p.add_argument("--cache-dir", type=Path, help="feature and word-vector cache (default: $HASHBENCH_CACHE "
-                   "or ~/.cache/hashbench)")
-    p.add_argument("--device", help="auto (GPU when present, the default), cpu or cuda")
+    add_flags(p, DATA_FLAGS, defaults={})
 
 
 def _dataset_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts = _key_values(args.dataset_option, "--dataset-option")
-    if args.protocol:
-        opts["protocol"] = args.protocol
-    if args.skip_corrupt:
-        opts["skip_corrupt"] = True
+    """-D, --protocol and --skip-corrupt as the dataset's options (for `tune` and `prepare`)."""
+    opts = flag_value(args, "dataset_options") or {}
+    for name in ("protocol", "skip_corrupt"):
+        if getattr(args, name, None):
+            opts[name] = flag_value(args, name)
     return opts
 
 
@@ -116,53 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run methods x bits x seeds on a dataset, score and store every cell",
                          epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # Defaults are None here: a flag that is not given leaves an experiment file's value
-    # (or the default shown in the help) in place (hashbench.experiment).
+    # Made from the option table (hashbench.options). Defaults are None here: a flag that is not
+    # given leaves an experiment file's value (or the default shown in the help) in place.
     run.add_argument("--config", type=Path, metavar="FILE.toml",
                      help="an experiment file (configs/*.toml); the flags below override it")
-    run.add_argument("--methods", type=_name_list,
-                     help="comma-separated method names (name@configuration for a named parameter set), "
-                     "all (every unsupervised method; the default) and/or supervised (the supervised "
-                     "references, e.g. all,supervised)")
-    run.add_argument("--bits", type=_int_list, help="default: 12,24,32,48")
-    run.add_argument("--seeds", type=_int_list, help="method seeds (default: 0)")
-    run.add_argument("--dataset", help="default: synthetic (embedded, offline)")
-    run.add_argument("--data-root", type=Path, help="folder of a real dataset, in its publisher's layout")
-    run.add_argument("--split-seed", type=int, help="seed of the query/database split (default: 0)")
-    run.add_argument("--split", type=Path, dest="split_file", help="load a saved split (results/<dataset>/splits/*.json)")
-    run.add_argument("--results", type=Path, help="results folder (default: results/)")
-    run.add_argument("--report", type=Path, help="report folder (default: reports/)")
-    run.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
-    run.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
-                     help="a method hyper-parameter, e.g. --param itq.n_iter=100 (repeatable)")
-    run.add_argument("--ties", help="tie order among equal distances: random (the default: seeded, per query, "
-                                    "never the dataset's file order), index, tie-aware")
-    run.add_argument("--empty",
-                     help="queries with no relevant item in the top K: zero (count 0, default) or drop")
-    run.add_argument("--topk", help="the K of mAP@K (default: 5000,50000,all)")
-    run.add_argument("--force", action="store_true", default=None, help="recompute cells that are already done")
-    run.add_argument("--jobs", type=int,
-                     help="cells in parallel on this machine, each with cores/jobs threads (default: 1)")
-    run.add_argument("--threads", type=int,
-                     help="BLAS/OpenMP/torch threads of each cell (default: all cores serially, cores/jobs with "
-                     "--jobs); give the same value to make serial and parallel runs agree bit for bit")
-    run.add_argument("--scheduler", metavar="ADDRESS",
-                     help="run the cells on a running dask.distributed cluster (e.g. tcp://host:8786); "
-                     "its workers must see the results folder")
-    run.add_argument("--workers", type=int,
-                     help="image-reading processes for feature extraction and image-using methods "
-                     "(torch DataLoader; default 0: read in the main process)")
-    run.add_argument("--shard", metavar="I/N",
-                     help="run only part I of N of the grid (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/4")
-    run.add_argument("--selected", choices=["labels", "label-free"], metavar="CRITERION",
-                     help="use the hyper-parameters that `tune --criterion CRITERION` stored in the results folder "
-                          "(per method and bit length; recorded in each cell)")
-    _add_dataset_args(run)
+    run.add_argument("-q", "--quiet", dest="quiet_sub", action="store_true", help="no progress bars")
+    add_flags(run)
 
     tune = sub.add_parser("tune", help="select hyper-parameters on a validation split of the training role",
                           epilog=EPILOG_TUNE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    tune.add_argument("--methods", type=_name_list, default=["all"], help="comma-separated method names, or all")
-    tune.add_argument("--bits", type=_int_list, default=[32], help="default: 32")
+    add_flags(tune, ("methods", "bits", "dataset", "data_root", "split_seed", "split_file", "results", "force"),
+              defaults={"methods": ["all"], "bits": [32], "dataset": "synthetic", "split_seed": 0,
+                        "results": Path("results"), "force": False},
+              helps={"force": "discard stored trials and start afresh"})
     tune.add_argument("--criterion", choices=["labels", "label-free"], default="labels",
                       help="labels: validation mAP with training-role labels (the field's usual practice); "
                            "label-free: the method's own held-out objective, or Euclidean-neighbour agreement")
@@ -173,15 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="validation queries: a fraction of the training role (<1) or a count (default 0.2)")
     tune.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (default 0)")
     tune.add_argument("--val-topk", default="5000", help="K of the labels criterion's validation mAP@K (or all)")
-    tune.add_argument("--dataset", default="synthetic")
-    tune.add_argument("--data-root", type=Path)
-    tune.add_argument("--split-seed", type=int, default=0)
-    tune.add_argument("--split", type=Path, dest="split_file")
-    tune.add_argument("--results", type=Path, default=Path("results"))
     tune.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
-                      help="fix a hyper-parameter of a method (not tuned)")
-    tune.add_argument("--force", action="store_true", help="discard stored trials and start afresh")
-    _add_dataset_args(tune)
+                      help="fix a hyper-parameter of a method (not tuned; repeatable)")
+    _add_data_flags(tune)
 
     lst = sub.add_parser("list", help="list methods, datasets and backbones")
     lst.add_argument("what", nargs="?", choices=["methods", "datasets", "backbones"], help="only this section")
@@ -197,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--split-seed", type=int, default=0)
     prep.add_argument("--archives", type=Path, help="folder with the official archives, to verify their checksums")
     prep.add_argument("--no-features", action="store_true", help="do not build the feature cache")
-    _add_dataset_args(prep)
+    _add_data_flags(prep)
 
     cache = sub.add_parser("cache", help="list the feature and word-vector cache; remove stale or all entries")
     cache.add_argument("--cache-dir", type=Path, help="the cache folder (default: $HASHBENCH_CACHE or ~/.cache/hashbench)")
@@ -208,61 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _topk(text: str) -> tuple[int | None, ...]:
-    from .api import parse_topk
-
-    return parse_topk(text)
-
-
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The flags given on the command line, in an experiment file's layout (they override the file)."""
-    given = {
-        ("dataset", "name"): args.dataset,
-        ("dataset", "root"): args.data_root,
-        ("dataset", "protocol"): args.protocol,
-        ("dataset", "split_seed"): args.split_seed,
-        ("dataset", "split"): args.split_file,
-        ("features", "weights"): args.weights,
-        ("features", "backbone"): args.backbone,
-        ("features", "cache"): args.cache_dir,
-        ("features", "device"): args.device,
-        ("run", "methods"): args.methods,
-        ("run", "bits"): args.bits,
-        ("run", "seeds"): args.seeds,
-        ("run", "force"): args.force,
-        ("run", "selected"): args.selected,
-        ("evaluation", "ties"): args.ties,
-        ("evaluation", "empty"): args.empty,
-        ("evaluation", "topk"): None if args.topk is None else [
-            "all" if k is None else k for k in _topk(args.topk)],
-        ("output", "results"): args.results,
-        ("output", "report"): args.report,
-        ("execution", "jobs"): args.jobs,
-        ("execution", "scheduler"): args.scheduler,
-        ("execution", "shard"): args.shard,
-        ("execution", "workers"): args.workers,
-        ("execution", "threads"): args.threads,
-    }
-    out: dict[str, Any] = {}
-    for (section, key), value in given.items():
-        if value is not None:
-            out.setdefault(section, {})[key] = str(value) if isinstance(value, Path) else value
-    options = _key_values(args.dataset_option, "--dataset-option")
-    if args.skip_corrupt:
-        options["skip_corrupt"] = True
-    if options:
-        out.setdefault("dataset", {})["options"] = options
-    if args.param:
-        out["params"] = _method_params(args.param)
-    return out
+    return overrides_from_flags(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """A thin layer over :func:`hashbench.run`: the experiment file and the flags become a RunConfig."""
-    from .api import run
-    from .experiment import load_experiment, report_folder
+    """The experiment file and the flags become a checked RunConfig, run as :func:`hashbench.run` runs one."""
+    from .api import run_config
+    from .experiment import load_experiment
 
-    config = load_experiment(args.config, run_overrides(args))
+    config = load_experiment(args.config, overrides_from_flags(args))
     if config.cache:
         os.environ["HASHBENCH_CACHE"] = str(config.cache)
     config.progress = not args.quiet
@@ -270,8 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.config is not None:
         print(f"experiment {args.config}" + (f": {config.experiment['description']}"
                                              if config.experiment.get("description") else ""))
-    report = report_folder(config)
-    run(config=config, report=None if args.no_report else report)
+    run_config(config, report=config.report)  # --no-report: none
     return 0
 
 
@@ -368,11 +229,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .selection import TuneConfig, all_failed, format_records, tune
+    from .selection import all_failed, format_records
+    from .tune import TuneConfig, tune
 
     if args.cache_dir:
         os.environ["HASHBENCH_CACHE"] = str(args.cache_dir)
-    topk = _topk(args.val_topk)
+    topk = parse_topk(args.val_topk, "--val-topk")
     if len(topk) != 1:
         raise ConfigError(f"--val-topk: expected one K (or all), got {args.val_topk!r}")
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
@@ -382,7 +244,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         search_seed=args.search_seed, seed=args.seed, val_size=val_size, val_seed=args.val_seed,
         topk=topk[0], split_seed=args.split_seed, split_file=args.split_file, results=args.results,
         cache=args.cache_dir, weights=args.weights, backbone=args.backbone, device=args.device or "auto",
-        method_params=_method_params(args.param), force=args.force, progress=not args.quiet,
+        method_params=by_name("params").kind.from_flag(args.param, "--param"), force=args.force,
+        progress=not args.quiet,
     )
     records = tune(config)
     print("\n" + format_records(records))

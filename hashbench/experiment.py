@@ -12,11 +12,12 @@
     protocol = "paper"                    # --protocol
     split_seed = 0                        # --split-seed
     split = "results/x/splits/abc.json"   # --split (a saved split)
-    options = { label_set = "38" }        # -D key=value
+    options = { label_set = "38" }        # -D key=value (--skip-corrupt: skip_corrupt = true)
 
     [features]
+    backbone = "alexnet-fc2"              # --backbone
     weights = "imagenet"                  # --weights: imagenet, random or a .pth file
-    seed = 0                              # seed of a random backbone
+    seed = 0                              # --backbone-seed: seed of a random backbone
     cache = "~/.cache/hashbench"          # --cache-dir
     device = "auto"                       # --device
 
@@ -25,6 +26,7 @@
     bits = [12, 24, 32, 48]               # --bits
     seeds = [0]                           # --seeds
     force = false                         # --force
+    selected = "labels"                   # --selected: what `tune` stored for this criterion
 
     [params."udht@paper"]                 # --param udht@paper.epochs=50
     epochs = 50
@@ -38,10 +40,20 @@
     results = "results"                   # --results
     report = "reports"                    # --report ("" : no report)
 
-Paths are taken as the command line takes them: relative to the working directory,
-``~`` expanded. Command-line flags override the file (:func:`load_experiment`'s
-``overrides``, a dict in the file's own layout). The resolved experiment, every default
-filled in, travels with the :class:`~hashbench.runner.RunConfig` (``config.experiment``):
+    [execution]                           # where the cells run (never what they compute)
+    jobs = 1                              # --jobs
+    threads = 2                           # --threads
+    scheduler = "tcp://host:8786"         # --scheduler
+    shard = "0/4"                         # --shard
+    workers = 0                           # --workers
+
+Every key but ``description`` and ``plugins`` is an option of the run, declared once in
+:mod:`hashbench.options` with its flag, default and check; :data:`SCHEMA` and
+:data:`DEFAULTS` are made from that table. Paths are taken as the command line takes them:
+relative to the working directory, ``~`` expanded. Command-line flags override the file
+(:func:`load_experiment`'s ``overrides``, a dict in the file's own layout), and so do the
+keywords of :func:`hashbench.run`. The resolved experiment, every default
+filled in, travels with the :class:`~hashbench.options.RunConfig` (``config.experiment``):
 the runner stores it in the results folder (``<dataset>/experiments/<digest>.json``, which
 ``--config`` reads back) and in each cell's provenance.
 
@@ -61,6 +73,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .options import OPTIONS, _eval_kwargs, get_path, is_shortcut, set_path, to_run_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,32 +82,37 @@ else:  # pragma: no cover - Python 3.10: the back-port of the same parser
 
 __all__ = ["SCHEMA", "load_experiment", "read_experiment_file", "resolve_experiment", "report_folder"]
 
-#: Every key a file may hold, per section (``params`` holds one table per method).
-SCHEMA: dict[str, tuple[str, ...]] = {
-    # "source": where a stored experiment was read from (informational, ignored)
-    "": ("description", "plugins", "dataset", "features", "run", "params", "evaluation", "output", "source",
-         "execution"),
-    "dataset": ("name", "root", "protocol", "split_seed", "split", "options"),
-    "features": ("backbone", "weights", "seed", "cache", "device"),
-    "run": ("methods", "bits", "seeds", "force", "selected"),
-    "output": ("results", "report"),
-    # where the cells run (hashbench.execution): never part of what a cell computes
-    "execution": ("jobs", "scheduler", "shard", "workers", "threads"),
-}
+#: keys of a file that are not options of the run: a description, plugin files, where it was read from
+_TOP = ("description", "plugins")
+
+
+def _schema() -> dict[str, tuple[str, ...]]:
+    top: list[str] = list(_TOP)
+    sections: dict[str, list[str]] = {}
+    for opt in OPTIONS:
+        if is_shortcut(opt):
+            continue  # a key inside another option's table (checked with it)
+        if opt.file[0] not in top:
+            top.append(opt.file[0])
+        if len(opt.file) == 2:
+            sections.setdefault(opt.file[0], []).append(opt.file[1])
+    return {"": (*top, "source"), **{k: tuple(v) for k, v in sections.items()}}
+
+
+def _defaults() -> dict[str, Any]:
+    out: dict[str, Any] = {"description": "", "source": None, "plugins": []}
+    for opt in OPTIONS:
+        if not is_shortcut(opt):
+            set_path(out, opt.file, copy.deepcopy(opt.default))
+    return out
+
+
+#: Every key a file may hold, per section (``params`` holds one table per method, ``evaluation``
+#: any EvalConfig field), made from :data:`hashbench.options.OPTIONS`.
+SCHEMA: dict[str, tuple[str, ...]] = _schema()
 
 #: The command line's defaults: a file that says nothing is the main job.
-DEFAULTS: dict[str, Any] = {
-    "description": "",
-    "source": None,
-    "plugins": [],
-    "dataset": {"name": "synthetic", "root": None, "protocol": None, "split_seed": 0, "split": None, "options": {}},
-    "features": {"backbone": None, "weights": None, "seed": 0, "cache": None, "device": "auto"},
-    "run": {"methods": ["all"], "bits": [12, 24, 32, 48], "seeds": [0], "force": False, "selected": None},
-    "params": {},
-    "evaluation": {},
-    "output": {"results": "results", "report": "reports"},
-    "execution": {"jobs": 1, "scheduler": None, "shard": None, "workers": 0, "threads": None},
-}
+DEFAULTS: dict[str, Any] = _defaults()
 
 
 # --------------------------------------------------------------------------- reading
@@ -170,50 +188,6 @@ def _check_keys(doc: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: dataset.options must be a table, got {type(opts).__name__}")
 
 
-def _int_list(value: Any, key: str, source: str) -> list[int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ConfigError(f"{source}: {key} must be a list of integers, got {value!r}")
-    return list(value)
-
-
-def _str_list(value: Any, key: str, source: str) -> list[str]:
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{source}: {key} must be a list of strings, got {value!r}")
-    return list(value)
-
-
-def _path(value: Any, key: str, source: str) -> Path | None:
-    if value in (None, "", False):
-        return None
-    if not isinstance(value, (str, Path)):
-        raise ConfigError(f"{source}: {key} must be a path (a string), got {value!r}")
-    return Path(value).expanduser()
-
-
-def _topk(value: Any, source: str) -> tuple[int | None, ...]:
-    if isinstance(value, (str, int)):
-        value = str(value).split(",")
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{source}: evaluation.topk must be a list of integers or 'all', got {value!r}")
-    out: list[int | None] = []
-    for v in value:
-        if v is None or (isinstance(v, str) and v.strip().lower() in ("all", "none")):
-            out.append(None)
-            continue
-        try:
-            k = int(v)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{source}: evaluation.topk: expected integers or 'all', got {v!r}") from None
-        if k <= 0:
-            raise ConfigError(f"{source}: evaluation.topk: K must be positive, got {k}")
-        out.append(k)
-    return tuple(out)
-
-
 def _dataset_option_names(name: str) -> list[str] | None:
     """The options a registered dataset's constructor takes (None when it cannot be told)."""
     from .datasets.base import _DATASETS
@@ -231,12 +205,13 @@ def _dataset_option_names(name: str) -> list[str] | None:
 
 def _check_methods(doc: dict[str, Any], source: str) -> None:
     """Every method, named configuration and parameter exists (the error lists the known ones)."""
+    from .plan import check_method_params
     from .registry import load_entry_points, resolve_method
 
     methods = doc["run"]["methods"]
     load_entry_points()
     for spec in methods:
-        if spec == "all":
+        if spec in ("all", "supervised"):
             continue
         try:
             resolve_method(spec)
@@ -246,11 +221,7 @@ def _check_methods(doc: dict[str, Any], source: str) -> None:
     for spec, params in doc["params"].items():
         if not isinstance(params, Mapping):
             raise ConfigError(f"{source}: [params.{spec}] must be a table of parameter = value")
-        try:
-            cls, _ = resolve_method(spec)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: [params.{spec!r}]: {exc}") from None
-        if "all" in in_run:
+        if "all" in in_run or "supervised" in in_run:
             if "@" in spec and spec not in in_run:
                 raise ConfigError(f"{source}: parameters given for {spec!r}, which is not in run.methods "
                                   f"({', '.join(methods)})")
@@ -258,20 +229,19 @@ def _check_methods(doc: dict[str, Any], source: str) -> None:
             raise ConfigError(
                 f"{source}: parameters given for {spec!r}, which is not in run.methods ({', '.join(methods)})"
             )
-        accepted = [p for p in cls._param_names() if p not in ("bits", "seed")]
-        unknown = sorted(set(params) - set(accepted))
-        if unknown:
-            raise ConfigError(
-                f"{source}: [params.{spec!r}]: unknown parameter {', '.join(repr(u) for u in unknown)}; "
-                f"known parameters of {spec}: {', '.join(accepted)}"
-            )
+        try:
+            check_method_params(spec, params)  # the run's and tune's own check (hashbench.plan)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: [params.{spec!r}]: {exc}") from None
 
 
 def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
                        source: str = "experiment") -> dict[str, Any]:
     """The defaults, then ``doc``, then ``overrides``: checked, every key filled in, JSON-able.
 
-    ``source`` names where ``doc`` came from in error messages.
+    ``source`` names where ``doc`` came from in error messages. Each option's value is checked
+    by its kind (:mod:`hashbench.options`); then what spans keys: the dataset and its options,
+    the methods and their parameters, the evaluation conventions.
     """
     _check_keys(doc, source)
     if overrides:
@@ -284,9 +254,12 @@ def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | No
         if methods_over is not None and "all" not in methods_over:
             merged["params"] = {m: p for m, p in merged["params"].items() if m in methods_over}
         merged = _merge(merged, over)
-    ds, feats, run, out = merged["dataset"], merged["features"], merged["run"], merged["output"]
-    if not isinstance(ds.get("name"), str) or not ds["name"]:
-        raise ConfigError(f"{source}: dataset.name must be a dataset name, got {ds.get('name')!r}")
+    for opt in OPTIONS:
+        value = get_path(merged, opt.file)
+        if value is None and is_shortcut(opt):
+            continue  # a key of a table, not given
+        set_path(merged, opt.file, opt.kind.check(value, f"{source}: {opt.key}"))
+    ds = merged["dataset"]
     from .datasets import available_datasets
 
     if ds["name"] not in available_datasets():
@@ -305,33 +278,6 @@ def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | No
         if ds["protocol"] not in (None, ds["options"]["protocol"]):
             raise ConfigError(f"{source}: dataset.protocol and dataset.options.protocol disagree")
         ds["protocol"] = ds["options"].pop("protocol")
-    run["methods"] = _str_list(run["methods"], "run.methods", source)
-    run["bits"] = _int_list(run["bits"], "run.bits", source)
-    run["seeds"] = _int_list(run["seeds"], "run.seeds", source)
-    if not isinstance(run["force"], bool):
-        raise ConfigError(f"{source}: run.force must be true or false, got {run['force']!r}")
-    if run["selected"] not in (None, "labels", "label-free"):
-        raise ConfigError(f"{source}: run.selected must be a selection criterion (labels, label-free), "
-                          f"got {run['selected']!r}")
-    ex = merged["execution"]
-    for key in ("jobs", "workers"):
-        if isinstance(ex[key], bool) or not isinstance(ex[key], int) or ex[key] < (1 if key == "jobs" else 0):
-            raise ConfigError(f"{source}: execution.{key} must be {'a positive' if key == 'jobs' else 'a non-negative'} "
-                              f"integer, got {ex[key]!r}")
-    if ex["threads"] is not None and (isinstance(ex["threads"], bool) or not isinstance(ex["threads"], int)
-                                      or ex["threads"] < 1):
-        raise ConfigError(f"{source}: execution.threads must be a positive integer, got {ex['threads']!r}")
-    if ex["shard"] is not None:
-        from .execution import parse_shard
-
-        try:
-            parse_shard(str(ex["shard"]))
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: execution.shard: {exc}") from None
-    if isinstance(ds["split_seed"], bool) or not isinstance(ds["split_seed"], int):
-        raise ConfigError(f"{source}: dataset.split_seed must be an integer, got {ds['split_seed']!r}")
-    if isinstance(feats["seed"], bool) or not isinstance(feats["seed"], int):
-        raise ConfigError(f"{source}: features.seed must be an integer, got {feats['seed']!r}")
     merged["plugins"] = _str_list(merged["plugins"], "plugins", source)
     from .registry import load_plugin_file
 
@@ -346,70 +292,23 @@ def resolve_experiment(doc: Mapping[str, Any], overrides: Mapping[str, Any] | No
     if bad:
         raise ConfigError(f"{source}: [evaluation]: unknown key {', '.join(repr(b) for b in bad)}; known keys: "
                           f"{', '.join(names)}")
-    if "topk" in ev:
-        ev["topk"] = ["all" if k is None else k for k in _topk(ev["topk"], source)]
     try:
-        EvalConfig(**_eval_kwargs(ev, source))
+        EvalConfig(**_eval_kwargs(ev))
     except ConfigError as exc:
         raise ConfigError(f"{source}: [evaluation]: {exc}") from None
-    merged["evaluation"] = ev
-    if _path(out["results"], "output.results", source) is None:
-        raise ConfigError(f"{source}: output.results must name a folder")
-    for section, key in (("dataset", "root"), ("dataset", "split"), ("features", "cache"), ("output", "report")):
-        value = _path(merged[section][key], f"{section}.{key}", source)
-        merged[section][key] = None if value is None else str(value)
-    out["results"] = str(_path(out["results"], "output.results", source))
     return json.loads(json.dumps(merged))  # plain JSON types only: it is stored as it is
 
 
-def _eval_kwargs(ev: Mapping[str, Any], source: str) -> dict[str, Any]:
-    kw = dict(ev)
-    if "topk" in kw:
-        kw["topk"] = _topk(kw["topk"], source)
-    if "precision_at" in kw and isinstance(kw["precision_at"], list):
-        kw["precision_at"] = tuple(kw["precision_at"])
-    return kw
-
-
-def to_run_config(resolved: Mapping[str, Any]):
-    """The :class:`~hashbench.runner.RunConfig` of a resolved experiment (it carries the experiment)."""
-    from .execution import parse_shard
-    from .runner import RunConfig
-
-    ds, feats, run = resolved["dataset"], resolved["features"], resolved["run"]
-    options = dict(ds["options"])
-    if ds["protocol"] is not None:
-        options["protocol"] = ds["protocol"]
-    return RunConfig(
-        dataset=ds["name"],
-        data_root=_path(ds["root"], "dataset.root", "experiment"),
-        dataset_options=options,
-        methods=list(run["methods"]),
-        bits=list(run["bits"]),
-        seeds=list(run["seeds"]),
-        split_seed=ds["split_seed"],
-        split_file=_path(ds["split"], "dataset.split", "experiment"),
-        results=Path(resolved["output"]["results"]),
-        cache=_path(feats["cache"], "features.cache", "experiment"),
-        weights=feats["weights"],
-        backbone=feats["backbone"],
-        backbone_seed=feats["seed"],
-        device=feats["device"],
-        method_params={m: dict(p) for m, p in resolved["params"].items()},
-        evaluation=_eval_kwargs(resolved["evaluation"], "experiment"),
-        force=run["force"],
-        selected=run["selected"],
-        jobs=resolved["execution"]["jobs"],
-        scheduler=resolved["execution"]["scheduler"],
-        shard=parse_shard(str(resolved["execution"]["shard"])) if resolved["execution"]["shard"] is not None else None,
-        workers=resolved["execution"]["workers"],
-        threads=resolved["execution"].get("threads"),
-        experiment=copy.deepcopy(dict(resolved)),
-    )
+def _str_list(value: Any, key: str, source: str) -> list[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: {key} must be a list of strings, got {value!r}")
+    return list(value)
 
 
 def load_experiment(path: str | Path | None, overrides: Mapping[str, Any] | None = None):
-    """The :class:`~hashbench.runner.RunConfig` of an experiment file, ``overrides`` on top.
+    """The :class:`~hashbench.options.RunConfig` of an experiment file, ``overrides`` on top.
 
     Args:
         path: a ``.toml`` experiment file (or the ``.json`` one a run stored in its results
@@ -434,7 +333,5 @@ def load_experiment(path: str | Path | None, overrides: Mapping[str, Any] | None
 
 
 def report_folder(config) -> Path | None:
-    """The report folder an experiment asks for (None: no report)."""
-    exp = getattr(config, "experiment", None) or {}
-    report = (exp.get("output") or {}).get("report", "reports")
-    return None if report in (None, "", False) else Path(report)
+    """The report folder a run asks for (None: no report)."""
+    return getattr(config, "report", None)

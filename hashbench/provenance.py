@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "torchvision", "gensim", "pandas", "numba", "matplotlib")
 

@@ -6,6 +6,7 @@ Layout (readable by people and by pandas)::
       <dataset>/
         dataset.json                       # the dataset's fingerprint and statistics
         splits/<split_key>.json            # the item ids of each role, loadable
+        experiments/<digest>.json          # each resolved experiment run here (``run --config`` reads it)
         <method>/<bits>bits/seed<k>/
           cell.json                        # config, metrics, timings, provenance, file checksums
           query_codes.npy                  # np.packbits(codes, axis=1), uint8
@@ -51,6 +52,35 @@ CELL_FILE = "cell.json"
 
 def cell_path(root: str | Path, dataset: str, method: str, bits: int, seed: int) -> Path:
     return Path(root) / dataset / method / f"{bits}bits" / f"seed{seed}"
+
+
+def write_dataset_record(root: str | Path, dataset: str, *, split: dict[str, Any], split_key: str,
+                         fingerprint: dict[str, Any], summary: str, statistics: dict[str, Any]) -> Path:
+    """``<dataset>/splits/<split_key>.json`` (the item ids of each role, written once) and
+    ``<dataset>/dataset.json`` (fingerprint, summary, statistics, which split); returns the split file."""
+    root = Path(root)
+    folder = root / dataset
+    split_path = folder / "splits" / f"{split_key}.json"
+    if not split_path.is_file():
+        atomic_write_json(split_path, split)
+    atomic_write_json(folder / "dataset.json", {
+        "fingerprint": fingerprint,
+        "summary": summary,
+        "split_key": split_key,
+        "split_file": str(split_path.relative_to(root)),
+        "statistics": statistics,
+    })
+    return split_path
+
+
+def write_experiment(root: str | Path, dataset: str, experiment: dict[str, Any]) -> Path:
+    """The resolved experiment, rerunnable with ``run --config``, as ``<dataset>/experiments/<digest>.json``."""
+    from .storage import json_digest
+
+    path = Path(root) / dataset / "experiments" / f"{json_digest(experiment)}.json"
+    if not path.is_file():
+        atomic_write_json(path, experiment)
+    return path
 
 
 @dataclass

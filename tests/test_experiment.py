@@ -13,7 +13,6 @@ from hashbench import ConfigError
 from hashbench.cli import build_parser, main, run_overrides
 from hashbench.experiment import load_experiment, read_experiment_file
 from hashbench.runner import Runner
-from hashbench.storage import json_digest
 from hashbench.store import iter_cells
 
 from .conftest import REPO
@@ -28,10 +27,7 @@ def _cli_config(argv: list[str]):
 
 
 def _cell_keys(config) -> dict[tuple, str]:
-    runner = Runner(config, echo=lambda s: None)
-    split_key = json_digest(runner.split.to_json(runner.dataset.ids))
-    return {(m, b, s): json_digest(runner.cell_config(m, b, s, split_key))
-            for m in runner.methods for b in config.bits for s in config.seeds}
+    return {(c.method, c.bits, c.seed): c.key for c in Runner(config, echo=lambda s: None).cells()}
 
 
 def test_default_config_is_the_main_job_cell_for_cell():

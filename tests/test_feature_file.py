@@ -53,7 +53,7 @@ def reference(tmp_path_factory):
                  "--results", str(results), "--no-report"]) == 0
     runner = Runner(RunConfig(dataset="tiny-test", dataset_options={"n_items": 80, "n_query": 16},
                               cache=tmp / "cache", methods=["itq"], progress=False), echo=lambda s: None)
-    rows = runner._role_rows()["union"]
+    rows = runner.inputs.role_rows()["union"]
     feats, _ = extract_features(runner.dataset, rows, runner.backbone, cache=tmp / "cache",
                                                    progress=False)
     split_file = next((results / "tiny-test" / "splits").glob("*.json"))

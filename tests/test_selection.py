@@ -13,17 +13,16 @@ from hashbench.datasets import random_split, register_dataset
 from hashbench.registry import register_method, unregister_method
 from hashbench.selection import (
     TrainingData,
-    TuneConfig,
     check_search_space,
     plan_trials,
     run_selection,
-    tune,
     validation_split,
 )
 from hashbench.reports import load_report_data
 from hashbench.reports.hyperparams import hyperparameter_rows
 from hashbench.selection.criteria import neighbour_relevance
 from hashbench.store import iter_cells
+from hashbench.tune import TuneConfig, tune
 
 from .conftest import TinyDataset
 

@@ -97,7 +97,8 @@ class ImageInput:
         """(n, M, D) backbone features of each region proposal of each image, through the feature cache."""
         from .regions import region_features
 
-        return region_features(self, list(proposals), cache=self.cache, device=device, workers=self.workers)
+        return region_features(self, list(proposals), extract=extract_features, cache=self.cache, device=device,
+                               workers=self.workers)
 
     def frozen_trunk(self, *, device: str = "auto", progress: bool = False) -> "TrunkInput":
         """These items as the backbone's frozen trunk sees them: for methods that fine-tune only its top.

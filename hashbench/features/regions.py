@@ -17,7 +17,7 @@ the whole image, so it *is* the cached feature).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,15 +38,18 @@ def grid_proposals(grid: int = 2) -> list[tuple[float, float, float, float]]:
 
 
 def region_features(images: Any, proposals: list[tuple[float, float, float, float]], *,
+                    extract: Callable[..., tuple[Any, dict[str, Any]]],
                     cache: str | Path | None = None, device: str = "auto",
                     progress: bool = False, workers: int = 0) -> np.ndarray:
-    """(n, M, D) float32 backbone features of each proposal of each image of an ``ImageInput``."""
-    from .extract import extract_features
+    """(n, M, D) float32 backbone features of each proposal of each image of an ``ImageInput``.
 
+    ``extract`` is :func:`hashbench.features.extract.extract_features` (passed in by
+    ``ImageInput.region_features``, so that this module needs nothing from the one that calls it).
+    """
     blocks = []
     for box in proposals:
         region = None if tuple(box) == (0.0, 0.0, 1.0, 1.0) else tuple(box)
-        feats, _ = extract_features(images.dataset, images.indices, images.spec, cache=cache, device=device,
-                                    progress=progress, region=region, workers=workers)
+        feats, _ = extract(images.dataset, images.indices, images.spec, cache=cache, device=device,
+                           progress=progress, region=region, workers=workers)
         blocks.append(np.asarray(feats, dtype=np.float32))
     return np.stack(blocks, axis=1)

@@ -97,7 +97,7 @@ def generate_reports(
         ResultsError: the folder holds no finished cell.
         ConfigError: an unknown figure format or test.
     """
-    from .. import __version__
+    from .._version import __version__
     from .html import write_html
     from .hyperparams import write_hyperparameters
     from .index import write_index

@@ -6,7 +6,11 @@
   and the trials drawn from them (a seeded order of the grid, cut at the budget);
 * :mod:`.criteria` -- the two criteria, ``labels`` and ``label-free``;
 * :mod:`.search` -- the trial loop, stored and resumable;
-* :mod:`.tune` -- ``python -m hashbench tune`` (dataset -> training role -> selection).
+* :mod:`.record` -- the defaults record (statuses included) built from selections;
+* :mod:`.display` -- the trials of a selection as a plain-text table.
+
+A library: it imports nothing of the commands. ``python -m hashbench tune``
+(:mod:`hashbench.tune`) composes it with the plan and the features stage, as a run does.
 
 Why no optimisation library: the spaces are small grids, the budget is a
 number of trials shared by every method, and a resumed search must run exactly
@@ -17,15 +21,16 @@ interruption) and would add optuna, SQLAlchemy and alembic to the dependencies.
 """
 
 from .criteria import CRITERIA
-from .search import TrainingData, all_failed, load_selection, rank_key, run_selection, selection_folder, summary
+from .display import format_records
+from .search import (SELECTION_DIR, TrainingData, all_failed, load_selection, rank_key, run_selection,
+                     selection_folder, summary)
 from .space import check_search_space, grid_size, plan_trials
-from .tune import TuneConfig, format_records, tune
 from .validation import ValidationSplit, validation_split
 
 __all__ = [
     "CRITERIA",
+    "SELECTION_DIR",
     "TrainingData",
-    "TuneConfig",
     "all_failed",
     "ValidationSplit",
     "check_search_space",
@@ -37,6 +42,5 @@ __all__ = [
     "run_selection",
     "selection_folder",
     "summary",
-    "tune",
     "validation_split",
 ]

@@ -1,10 +1,11 @@
 """``python -m hashbench tune``: select hyper-parameters on the validation split of a dataset.
 
-Builds the dataset, its split and the backbone exactly as a run does, hands
-selection the training role only (its FC2 features are extracted for the
-training items alone, so no query or database-only image is even decoded),
-saves the validation split, and runs :func:`~hashbench.selection.search.run_selection`
-for every method x bit length.
+Beside the runner, like it composed from the plan (:mod:`hashbench.plan`: the same
+dataset view, methods, bits and parameter check as a run), the features stage and the
+selection library (:mod:`hashbench.selection`). It hands selection the training role
+only (its features are extracted for the training items alone, so no query or
+database-only image is even decoded), saves the validation split, and runs
+:func:`~hashbench.selection.search.run_selection` for every method x bit length.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..datasets import get_dataset
-from ..errors import ConfigError
-from ..features import ImageInput, backbone_for, dataset_features, results_suffix
-from ..storage import atomic_write_json, json_digest
-from .search import SELECTION_DIR, TrainingData, rank_key, run_selection, selection_folder
-from .validation import validation_split
+from . import plan
+from .errors import ConfigError
+from .features import ImageInput, dataset_features
+from .selection import SELECTION_DIR, TrainingData, run_selection, selection_folder, validation_split
+from .selection import format_records  # noqa: F401  (re-exported: `tune` prints it)
+from .storage import atomic_write_json
 
 
 @dataclass
@@ -52,24 +53,14 @@ class TuneConfig:
 
 def tune(config: TuneConfig, *, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run the selection of every method x bit length; returns the selection records."""
-    from ..runner import _check_grid, resolve_methods
-
-    _check_grid(config.bits, [config.seed])
-    dataset = get_dataset(config.dataset, root=config.data_root, **config.dataset_options)
-    methods = resolve_methods(config.methods, dataset)  # "all" means what it means for a run
-    for m in config.method_params:
-        if m not in methods:
-            raise ConfigError(f"parameters given for {m!r}, which is not being tuned ({', '.join(methods)})")
-    if config.split_file is not None:
-        from ..datasets.prepare import load_split
-
-        split = load_split(config.split_file, dataset)
-    else:
-        split = dataset.make_split(config.split_seed)
-    split_key = json_digest(split.to_json(dataset.ids))
-    backbone = backbone_for(dataset, config.backbone, config.weights, config.backbone_seed)
-    dataset_key = dataset.results_key() + results_suffix(backbone, dataset.default_backbone)  # results folder
-    train = np.asarray(split.train)
+    plan.check_grid(config.bits, [config.seed])
+    dataset = plan.open_dataset(config.dataset, config.data_root, config.dataset_options)
+    methods = plan.resolve_methods(config.methods, dataset)  # "all" means what it means for a run
+    plan.check_params(config.method_params, methods, where="being tuned")  # the run's own check
+    view = plan.open_view(dataset, split_file=config.split_file, split_seed=config.split_seed,
+                          backbone=config.backbone, weights=config.weights, backbone_seed=config.backbone_seed)
+    split_key, backbone, dataset_key = view.split_key, view.backbone, view.key  # the run's results folder
+    train = np.asarray(view.split.train)
     vsplit = validation_split(train.size, config.val_size, config.val_seed)
     ids = [dataset.ids[i] for i in train]
     folder = Path(config.results) / dataset_key / SELECTION_DIR
@@ -114,8 +105,8 @@ def write_records(records: list[dict[str, Any]], methods: list[str], folder: Pat
                   echo: Callable[[str], None]) -> None:
     """The same kind of record as the shipped defaults (statuses included), one per bit length, beside the
     selections: ``<folder>/record-<criterion>-<bits>bits.json``. None where every trial of a method failed."""
-    from ..registry import available_methods, get_method
-    from .record import build_record, write_record
+    from .registry import available_methods, get_method
+    from .selection.record import build_record, write_record
 
     twins = [m for m in available_methods() if get_method(m).inherits_defaults_from in methods and m not in methods]
     for bits in sorted({r["bits"] for r in records}):
@@ -127,20 +118,3 @@ def write_records(records: list[dict[str, Any]], methods: list[str], folder: Pat
             continue
         path = write_record(record, folder / f"record-{criterion}-{bits}bits.json")
         echo(f"record of this selection ({bits} bits): {path}")
-
-
-def format_records(records: list[dict[str, Any]]) -> str:
-    """A plain-text table of every trial, the chosen one marked."""
-    lines = []
-    for r in records:
-        chosen = "nothing: every trial failed" if r.get("all_failed") else (r["chosen"] or "(defaults)")
-        failed = f", {r['n_failed']} failed" if r.get("n_failed") else ""
-        lines.append(f"{r['method']} {r['bits']} bits, criterion {r['criterion']} ({r['n_trials_run']} of "
-                     f"{r['grid_size']} grid points, budget {r['budget']}{failed}): chosen {chosen}")
-        for t in sorted(r["trials"], key=rank_key, reverse=True):
-            mark = "*" if t["trial"] == r["best_trial"] else " "
-            stop = (t.get("convergence") or {}).get("best_epoch")
-            score = "FAILED" if t.get("failed") else f"{t['score']:.4f}"
-            lines.append(f"  {mark} {score}  {t['params'] or '(defaults)'}"
-                         + (f"  best epoch {stop}" if stop else "") + (f"  ({t['failed']})" if t.get("failed") else ""))
-    return "\n".join(lines)
