@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--val-size", type=float, default=VAL_SIZE)
     p.add_argument("--backbone", default=None, help="the dataset's default stage unless given")
     p.add_argument("--estimate", action="store_true", help="one trial per method; print the estimated cost")
+    p.add_argument("--leave-out", action="append", default=[], metavar="METHOD=REASON",
+                   help="a method not to search (recorded as hand-set, with the reason); repeatable")
+    p.add_argument("--note", default="", help="a sentence stored in the record's configuration")
     p.add_argument("-D", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option (for a small trial of this script; the shipped record uses none)")
     args = p.parse_args(argv)
@@ -79,9 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.options)}
     dataset = get_dataset(args.dataset, **options)
     covered = covered_methods(dataset)
-    selected = [m for m in args.methods.split(",") if m] or to_select(covered)
+    left_out = dict(o.split("=", 1) for o in args.leave_out)
+    unknown = sorted(set(left_out) - set(covered))
+    if unknown:
+        p.error(f"--leave-out names {', '.join(unknown)}, which this dataset's record would not cover")
+    selected = [m for m in args.methods.split(",") if m] or [m for m in to_select(covered) if m not in left_out]
     if args.methods:  # a subset (a trial of this script): the record speaks for it, its twins, the empty spaces
-        covered = [m for m in covered if m in selected or not get_method(m).search_space
+        covered = [m for m in covered if m in selected or m in left_out or not get_method(m).search_space
                    or get_method(m).inherits_defaults_from in selected]
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
     trials = 1 if args.estimate else args.trials
@@ -116,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         record = build_record(records, covered, what="how every built-in method's defaults were chosen: one "
                               "selection run, the same criterion, trials, bits and validation split for every method",
-                              extra_config={"command": command, "stage": stage, "val_size": val_size, "cost": cost})
+                              extra_config={"command": command, "stage": stage, "val_size": val_size, "cost": cost,
+                                            **({"note": args.note} if args.note else {})},
+                              left_out=left_out)
     except ConfigError as exc:  # e.g. every trial of a method failed: no record rather than a false one
         print(f"select_defaults: error: {exc}", file=sys.stderr)
         return 1

@@ -148,6 +148,16 @@ def test_build_record_refuses_unequal_budgets_missing_selections_and_all_failed_
         build_record([_selection("itq", None, {"n_iter": [50]}, all_failed=True)], ["itq"], what="t")
 
 
+def test_a_method_left_out_of_the_run_is_hand_set_with_its_reason():
+    a = _selection("itq", {"n_iter": 50}, {"n_iter": [50]})
+    rec = build_record([a], ["itq", "dsh", "lsh"], what="t", left_out={"dsh": "costs hours on 2 cores"})
+    assert {m: e["status"] for m, e in rec["methods"].items()} == {"itq": SELECTED, "dsh": HAND_SET, "lsh": NOTHING}
+    said = describe(check_record(rec), "dsh", "w")
+    assert said["status"] == HAND_SET and "costs hours on 2 cores" in said["text"] and not said["defaults"]
+    with pytest.raises(ConfigError, match="itq both searched and left out"):
+        build_record([a], ["itq"], what="t", left_out={"itq": "no"})
+
+
 def test_a_malformed_record_is_a_clear_error():
     with pytest.raises(ResultsError, match="not a defaults record of format 2"):
         check_record({"methods": {}}, "x.json")

@@ -16,9 +16,11 @@ seeds, code version, cost) and, per method, one of three statuses:
     selected for its frozen twin (the parameters both have), for the reason
     the class states (``inherits_defaults_because``).
 
-A fourth status, ``hand-set``, only marks a method a shipped record does not
-cover yet (its defaults were set by hand, not by the shared selection);
-:func:`build_record` never writes it.
+A fourth status, ``hand-set``, marks a method the selection run did not search:
+one a record does not cover yet, or one the run was told to leave out, with the
+reason (``build_record(left_out=...)``: e.g. a method outside the main job whose
+trials cost hours on 2 cores). Its defaults are its hand-set values, and the
+report says so.
 
 This module reads and writes records; it runs nothing (the selection is
 :func:`~hashbench.selection.search.run_selection`, the command that makes the
@@ -58,7 +60,8 @@ def _trial(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_record(selections: list[dict[str, Any]], methods: list[str], *, what: str,
-                 extra_config: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra_config: dict[str, Any] | None = None,
+                 left_out: dict[str, str] | None = None) -> dict[str, Any]:
     """The record of one selection run over ``methods`` (registry names), from ``run_selection``'s records.
 
     Every method gets a status: ``inherited`` when its class names a twin to
@@ -67,6 +70,7 @@ def build_record(selections: list[dict[str, Any]], methods: list[str], *, what: 
     ``selected`` (its selection must be in ``selections``). Raises :class:`ConfigError` when the selections do not share
     one budget, split and stage, when a method has no selection, or when every
     trial of a method failed (nothing was selected: the record would be a lie).
+    ``left_out`` ({method: reason}) are methods the run did not search on purpose: ``hand-set``, with the reason.
     """
     from ..provenance import code_version, now
     from ..registry import get_method
@@ -85,8 +89,15 @@ def build_record(selections: list[dict[str, Any]], methods: list[str], *, what: 
     if failed:
         raise ConfigError(f"defaults record: every trial failed for {', '.join(failed)}: nothing was selected")
     entries: dict[str, dict[str, Any]] = {}
+    left_out = dict(left_out or {})
+    searched = sorted(set(left_out) & set(by_method))
+    if searched:
+        raise ConfigError(f"defaults record: {', '.join(searched)} both searched and left out")
     for m in methods:
         cls = get_method(m)
+        if m in left_out:
+            entries[m] = {"status": HAND_SET, "why": left_out[m]}
+            continue
         twin = "" if (m in by_method and cls.search_space) else getattr(cls, "inherits_defaults_from", "")
         if twin:  # a twin searched in its own right (a user's tune) is selected, not inherited
             if twin not in by_method:
