@@ -10,9 +10,12 @@ images, then OpenCV's blur) is, in order::
     GaussianBlur(3)                               # utils/gaussian_blur.py: p = 0.5, sigma ~ U(0.1, 2.0), cv2
     ToTensor(); Normalize(ImageNet mean, std)
 
-:func:`augment` applies the same steps to preprocessed image tensors (what
-:class:`~hashbench.features.ImageInput` gives: resized, centre-cropped to the backbone's input side S,
-normalised), each image with its own random draws from a seeded ``torch.Generator``:
+:func:`augment` applies the same steps to RGB tensors in [0, 1] of the preprocessed images (what
+:class:`~hashbench.features.ImageInput` gives, resized and centre-cropped to the backbone's input side S,
+with the backbone's own normalisation undone by :func:`denormalise`), each image with its own random draws
+from a seeded ``torch.Generator``; the caller normalises the views for its backbone (:func:`normalise`),
+so the colour operations act on real colours whatever the backbone's input statistics (ImageNet's mean and
+std for the torchvision networks, (x - 127) / 128 for EfficientNet-Lite):
 
 * crop: torchvision's ``RandomResizedCrop.get_params`` (10 tries of area fraction and log-ratio, then
   the centre fallback), drawn for all images at once; the crop is resized back to S x S bilinearly
@@ -38,8 +41,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_SCALE = (0.5, 1.0)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 JITTER = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
@@ -51,20 +52,23 @@ BLUR_REFERENCE = 224  # the image side the code's blur sigma is in pixels of
 _LUMA = (0.2989, 0.587, 0.114)
 
 
-def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return mean, std
+def _stats(stats: tuple[tuple[float, ...], tuple[float, ...]], like: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    mean, std = stats
+    return (torch.tensor(mean, dtype=like.dtype, device=like.device).view(1, 3, 1, 1),
+            torch.tensor(std, dtype=like.dtype, device=like.device).view(1, 3, 1, 1))
 
 
-def denormalise(x: torch.Tensor) -> torch.Tensor:
-    """Normalised tensors -> RGB in [0, 1] (clamped: antialiased resizing can overshoot slightly)."""
-    mean, std = _stats(x)
+def denormalise(x: torch.Tensor, stats: tuple[tuple[float, ...], tuple[float, ...]]) -> torch.Tensor:
+    """Images normalised with ``stats`` = (mean, std), the backbone's -> RGB in [0, 1] (clamped: antialiased
+    resizing can overshoot slightly)."""
+    mean, std = _stats(stats, x)
     return (x * std + mean).clamp_(0.0, 1.0)
 
 
-def normalise(rgb: torch.Tensor) -> torch.Tensor:
-    mean, std = _stats(rgb)
+def normalise(rgb: torch.Tensor, stats: tuple[tuple[float, ...], tuple[float, ...]]) -> torch.Tensor:
+    """RGB in [0, 1] -> the backbone's input, normalised with ``stats`` = (mean, std)."""
+    mean, std = _stats(stats, rgb)
     return (rgb - mean) / std
 
 
@@ -215,10 +219,10 @@ def gaussian_blur3(rgb: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return x.view(n, ch, height, width)
 
 
-def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """One augmented view of each normalised image in ``x`` (n, 3, S, S), normalised again (module docstring)."""
-    n, _, height, width = x.shape
-    rgb = denormalise(x.float())
+def augment(rgb: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """One augmented view of each RGB image in ``rgb`` (n, 3, S, S), values in [0, 1] (module docstring)."""
+    n, _, height, width = rgb.shape
+    rgb = rgb.float()
     boxes = crop_boxes(n, height, width, g)
     flip = torch.rand(n, generator=g) < 0.5
     rgb = crop_resize_flip(rgb, boxes, flip)
@@ -228,5 +232,4 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     blur = torch.rand(n, generator=g) < BLUR_P
     scale = min(height, width) / BLUR_REFERENCE
     sigma = _uniform(n, BLUR_SIGMA[0] * scale, BLUR_SIGMA[1] * scale, g)
-    rgb = gaussian_blur3(rgb, torch.where(blur, sigma, torch.zeros_like(sigma)))
-    return normalise(rgb)
+    return gaussian_blur3(rgb, torch.where(blur, sigma, torch.zeros_like(sigma)))

@@ -213,17 +213,23 @@ class CIBHash(Hasher):
         bs = 64
         out = []
         for _, x in images.loader([positions[s: s + bs] for s in range(0, positions.size, bs)]):
-            out.append(torch.round(denormalise(x.float()) * 255).to(torch.uint8))
+            out.append(torch.round(denormalise(x.float(), self._stats(images)) * 255).to(torch.uint8))
         return torch.cat(out)
 
+    @staticmethod
+    def _stats(images: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The backbone's input normalisation (mean, std), which the images come in and the views go out in."""
+        d = images.spec.definition
+        return tuple(d.mean), tuple(d.std)
+
     @torch.no_grad()
-    def _view_features(self, backbone: nn.Module, rgb8: torch.Tensor, g: torch.Generator, dev: torch.device
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _view_features(self, backbone: nn.Module, rgb8: torch.Tensor, g: torch.Generator, dev: torch.device,
+                       stats: tuple[tuple[float, ...], tuple[float, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Backbone features of two augmented views of each image (one forward pass for both)."""
-        x = normalise(rgb8.float() / 255.0)
-        views = torch.cat((augment(x, g), augment(x, g))).to(dev)
+        rgb = rgb8.float() / 255.0
+        views = normalise(torch.cat((augment(rgb, g), augment(rgb, g))), stats).to(dev)
         f = backbone(views).float()
-        return f[: x.shape[0]], f[x.shape[0]:]
+        return f[: rgb.shape[0]], f[rgb.shape[0]:]
 
     def _fit(self, features: np.ndarray | None, **inputs: Any) -> None:
         self._check()
@@ -251,7 +257,8 @@ class CIBHash(Hasher):
         self.mean_ = (torch.from_numpy(fit_feats.mean(0)).float() if self.center else torch.zeros(dim)).to(dev)
         self.fit_info_["centred"] = bool(self.center)
         g_val = torch.Generator().manual_seed(int(self.seed) * 1000 + 7)
-        val = self._view_features(backbone, self._read(images, subset[val_rows]), g_val, dev) \
+        stats = self._stats(images)
+        val = self._view_features(backbone, self._read(images, subset[val_rows]), g_val, dev, stats) \
             if val_rows.size else None
         g = torch.Generator().manual_seed(int(self.seed) * 1000 + 1)
         bs, n = int(self.batch_size), int(fit_rows.size)
@@ -270,7 +277,7 @@ class CIBHash(Hasher):
                     rows = order[s: s + bs]
                     if rows.size < 2:
                         continue
-                    f_i, f_j = self._view_features(backbone, rgb_fit[torch.from_numpy(rows).to(dev)], g, dev)
+                    f_i, f_j = self._view_features(backbone, rgb_fit[torch.from_numpy(rows).to(dev)], g, dev, stats)
                     f_i, f_j = dropout(f_i - self.mean_, p), dropout(f_j - self.mean_, p)
                     loss, parts = self.loss(f_i, f_j)
                     if not torch.isfinite(loss):
@@ -324,7 +331,8 @@ class CIBHash(Hasher):
         dev = next(self.encoder_.parameters()).device
         backbone = images.build_backbone().to(dev).eval()
         g = torch.Generator().manual_seed(int(self.seed) * 1000 + 7)
-        return self._objective(*self._view_features(backbone, self._read(images, np.arange(len(images))), g, dev))
+        return self._objective(*self._view_features(backbone, self._read(images, np.arange(len(images))), g, dev,
+                                                        self._stats(images)))
 
     # -------------------------------------------------------------- encoding
     @torch.no_grad()

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -291,20 +291,20 @@ class DeepBit(_DeepBitBase):
         return np.concatenate(out).astype(np.uint8)
 
 
-def rotate_batch(x: torch.Tensor, angle: float) -> torch.Tensor:
+def rotate_batch(x: torch.Tensor, angle: float, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Normalised (n, 3, S, S) images rotated by ``angle`` degrees about their centre, same size, corners black.
 
     As the code's ``aug_img.m`` (``imrotate`` on the canvas it enlarges with
-    black, then a centre crop of the original size); black is ImageNet-
-    normalised black here, since the tensors come normalised.
+    black, then a centre crop of the original size); black is normalised black
+    here, with the backbone's own input statistics (``mean``, ``std``: ImageNet's
+    for the torchvision networks, 127/128 for EfficientNet-Lite), since the
+    tensors come normalised.
     """
     from torchvision.transforms.functional import InterpolationMode, rotate
 
-    from hashbench.features.backbone import IMAGENET_MEAN, IMAGENET_STD
-
     if angle == 0:
         return x
-    black = [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    black = [-m / s for m, s in zip(mean, std)]
     return rotate(x, angle, interpolation=InterpolationMode.BILINEAR, fill=black)
 
 
@@ -374,9 +374,10 @@ class DeepBitEndToEnd(_DeepBitBase):
         (through the ImageInput's loader: DataLoader workers with --workers) and rotated here."""
         out: list[list[torch.Tensor]] = [[] for _ in ANGLES]
         batches = [positions[s: s + 64] for s in range(0, len(positions), 64)]
+        d = images.spec.definition
         for _, x in images.loader(batches):
             for k, angle in enumerate(ANGLES):
-                out[k].append(self.backbone_(rotate_batch(x, angle).to(dev)))
+                out[k].append(self.backbone_(rotate_batch(x, angle, d.mean, d.std).to(dev)))
         return torch.stack([torch.cat(o) for o in out])
 
     def _fit(self, features: np.ndarray | None, **inputs: Any) -> None:

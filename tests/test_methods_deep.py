@@ -298,3 +298,16 @@ def test_end_to_end_training_reads_through_dataloader_workers_with_the_same_resu
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     assert runs[0][2] == runs[1][2]
+
+
+def test_deepbit_rotation_fills_corners_with_the_backbones_own_black():
+    """DeepBit-e2e's rotated copies have black corners, as the code's imrotate: black in the backbone's input
+    normalisation (EfficientNet-Lite's (x - 127) / 128 is not ImageNet's)."""
+    from hashbench_methods.deepbit import rotate_batch
+
+    lite = ((127 / 255,) * 3, (128 / 255,) * 3)
+    x = torch.zeros(1, 3, 32, 32)
+    out = rotate_batch(x, 45.0, *lite)
+    corner = out[0, :, 0, 0]
+    torch.testing.assert_close(corner, torch.full((3,), -127 / 128))
+    assert torch.equal(rotate_batch(x, 0.0, *lite), x)

@@ -145,7 +145,7 @@ def test_crops_follow_torchvisions_ranges_and_resize_exactly():
 
 
 def test_views_are_seeded_and_each_image_draws_its_own(monkeypatch):
-    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)).repeat(6, 1, 1, 1)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)).repeat(6, 1, 1, 1)
 
     def n_distinct(views):
         return len({tuple(np.round(v.flatten().numpy(), 5)) for v in views})
@@ -161,6 +161,41 @@ def test_views_are_seeded_and_each_image_draws_its_own(monkeypatch):
     assert n_distinct(_views.augment(x, torch.Generator().manual_seed(5))) == 1  # nothing left to draw
     monkeypatch.setattr(_views, "JITTER_P", 1.0)
     assert n_distinct(_views.augment(x, torch.Generator().manual_seed(5))) == 6  # colour jitter alone
+
+
+def test_normalise_and_denormalise_take_the_backbones_statistics():
+    rgb = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(8))
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    lite = ((127 / 255,) * 3, (128 / 255,) * 3)
+    for stats in (imagenet, lite):
+        x = _views.normalise(rgb, stats)
+        torch.testing.assert_close(x[:, 1], (rgb[:, 1] - stats[0][1]) / stats[1][1])
+        torch.testing.assert_close(_views.denormalise(x, stats), rgb)
+
+
+def test_cibhash_augments_real_colours_and_feeds_its_backbone_in_the_backbones_normalisation():
+    """The synthetic images reach the backbone unresized at 64 px, so the true RGB is known: CIBHash must
+    read back exactly those pixels from the (EfficientNet-Lite-normalised) image batches, augment them, and
+    normalise the views as the backbone expects. Reading them back with ImageNet's statistics (the bug this
+    guards) shifted and compressed every colour before the colour jitter."""
+    from hashbench.datasets import get_dataset
+    from hashbench.features import ImageInput
+    from hashbench.features.backbone import BackboneSpec
+
+    ds = get_dataset("synthetic", n_items=8, n_query=2)
+    spec = BackboneSpec(name="efficientnet-lite0-pool", weights="random", resize=64, crop=64)
+    images = ImageInput(ds, list(range(4)), spec)
+    method = hashbench.create("cibhash", bits=8)
+    rgb8 = method._read(images, np.arange(4))
+    raw = torch.from_numpy(np.stack([ds.load_image(i) for i in range(4)])).permute(0, 3, 1, 2)
+    assert torch.equal(rgb8, raw)
+    seen = []
+    method._view_features(lambda v: seen.append(v) or v.flatten(1)[:, :5], rgb8, torch.Generator().manual_seed(4),
+                          torch.device("cpu"), method._stats(images))
+    g = torch.Generator().manual_seed(4)
+    rgb = raw.float() / 255
+    want = torch.cat((_views.augment(rgb, g), _views.augment(rgb, g)))
+    torch.testing.assert_close(seen[0], (want - 127 / 255) / (128 / 255))
 
 
 # ------------------------------------------------------------ GreedyHash / Bi-half
