@@ -367,3 +367,121 @@ def test_a_parameter_both_fixed_and_searched_is_refused(projection):
     with pytest.raises(ConfigError, match="unknown selection criterion 'mAP'"):
         run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), criterion="mAP",
                       echo=lambda s: None)
+
+
+# ----------------------------------------------------------------- ties, the selection key, chunks, the saved split
+class _Tied(_Projection):
+    """Its own label-free objective is 0 for k in {1, 3} and 1 otherwise: two trials tie for the best."""
+
+    def heldout_objective(self, features=None, tags=None, images=None):
+        return 0.0 if self.k in (1, 3) else 1.0
+
+
+@pytest.mark.parametrize("search_seed", range(4))
+def test_tied_scores_choose_the_earliest_trial_of_the_plan(projection, search_seed):
+    register_method("sel-tied")(_Tied)
+    try:
+        rec = run_selection("sel-tied", 8, _training(), validation_split(60, 12, 0), criterion="label-free",
+                            n_trials=5, search_seed=search_seed, echo=lambda s: None)
+    finally:
+        unregister_method("sel-tied")
+    order = [t["params"]["k"] for t in rec["trials"]]
+    first_tied = min(i for i, k in enumerate(order) if k in (1, 3))
+    assert sorted(order) == [0, 1, 2, 3, 4]
+    assert rec["best_trial"] == first_tied and rec["chosen"] == {"k": order[first_tied]}
+    assert rec["best_score"] == 0.0
+    # every trial tied: the first trial of the plan, whatever its parameters
+    every = run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), space={"scale": [1.0, 2.0, 3.0]},
+                          n_trials=3, search_seed=search_seed, echo=lambda s: None)
+    assert len({t["score"] for t in every["trials"]}) == 1  # the projection ignores scale: every score ties
+    assert every["best_trial"] == 0 and every["chosen"] == every["trials"][0]["params"]
+
+
+_KEY_BASE = dict(criterion="labels", n_trials=2, search_seed=0, seed=0, params={"scale": 1.0}, space={"k": [0, 1, 2]},
+                 topk=50, context={"dataset": {"name": "d", "ids_sha256": "a"}, "split_key": "s1", "backbone": {"w": 1}})
+
+
+@pytest.mark.parametrize("change", [
+    {"bits": 16},
+    {"criterion": "label-free"},
+    {"n_trials": 3},
+    {"search_seed": 1},
+    {"seed": 1},
+    {"params": {"scale": 2.0}},
+    {"space": {"k": [0, 1, 3]}},
+    {"topk": 40},
+    {"topk": None},
+    {"vsplit": (12, 1)},  # another validation seed
+    {"vsplit": (13, 0)},  # another validation size
+    {"context": {**_KEY_BASE["context"], "dataset": {"name": "d", "ids_sha256": "b"}}},
+    {"context": {**_KEY_BASE["context"], "split_key": "s2"}},
+    {"context": {**_KEY_BASE["context"], "backbone": {"w": 2}}},
+    {"method": "sel-objective"},
+])
+def test_resuming_under_any_other_setting_that_changes_the_result_is_refused(projection, tmp_path, change):
+    """Every field that changes a trial's score or the choice is in the selection key: a folder tuned
+    under one setting (mAP@50, say) is never resumed under another (mAP@40) as if its trials were valid."""
+    data = _training()
+
+    def call(**kw):
+        args = {**_KEY_BASE, **kw}
+        method, bits, vs = args.pop("method", "sel-projection"), args.pop("bits", 8), args.pop("vsplit", (12, 0))
+        return run_selection(method, bits, data, validation_split(60, vs[0], vs[1]), folder=tmp_path / "sel",
+                             echo=lambda s: None, **args)
+
+    first = call()
+    _Projection.fits = []
+    assert call()["key"] == first["key"] and _Projection.fits == []  # the same setting resumes: nothing runs again
+    with pytest.raises(ResultsError, match="another configuration"):
+        call(**change)
+    assert _Projection.fits == []  # refused before any trial ran
+    assert call(**change, force=True)["key"] != first["key"]
+
+
+def test_neighbour_relevance_is_right_past_the_first_chunk_of_queries():
+    rng = np.random.default_rng(4)
+    v, f = rng.standard_normal((11, 6)), rng.standard_normal((40, 6))
+    dist = ((v[:, None, :] - f[None, :, :]) ** 2).sum(-1)
+    expect = np.zeros((40, 11), dtype=np.uint8)
+    for q in range(11):
+        expect[np.argsort(dist[q])[:4], q] = 1  # k = round(0.1 * 40) nearest fit items
+    for chunk in (1, 3, 4, 11, 256):  # many chunks, a short last one, exactly one, more than enough
+        q_lab, f_lab = neighbour_relevance(v, f, fraction=0.1, chunk=chunk)
+        np.testing.assert_array_equal(q_lab, np.eye(11, dtype=np.uint8))
+        np.testing.assert_array_equal(f_lab, expect, err_msg=f"chunk={chunk}")
+
+
+class _ImageSpy(Hasher):
+    """Learns nothing; records which dataset items it was fitted on and asked to encode."""
+
+    requires = frozenset({"images"})
+    search_space: dict = {}
+    calls: list[tuple[str, list[int]]] = []
+
+    def _fit(self, features, images):
+        type(self).calls.append(("fit", images.indices.tolist()))
+
+    def _encode(self, features, images):
+        type(self).calls.append(("encode", images.indices.tolist()))
+        idx = np.asarray(images.indices)
+        return ((idx[:, None] >> np.arange(self.bits)) & 1).astype(np.uint8)
+
+
+def test_the_saved_validation_split_is_the_one_used(tmp_path):
+    """The ids saved as the validation split are exactly the items encoded as validation queries, and its
+    fit ids exactly the items fitted on: another lab loading the file gets the very split we scored on."""
+    register_method("sel-image-spy")(_ImageSpy)
+    _ImageSpy.calls = []
+    try:
+        (rec,) = _tune(tmp_path, "sel-tiny-clean", ["sel-image-spy"], val_seed=3)
+    finally:
+        unregister_method("sel-image-spy")
+    ds = _Split()
+    (fit, fit_items), (enc_v, val_items), (enc_f, fit_again) = _ImageSpy.calls
+    assert (fit, enc_v, enc_f) == ("fit", "encode", "encode") and fit_again == fit_items
+    (saved,) = (tmp_path / "sel-tiny-clean" / "sel-tiny" / "selection" / "validation").glob("*.json")
+    vs = json.loads(saved.read_text())
+    assert vs["validation"] == [ds.ids[i] for i in val_items]
+    assert vs["fit"] == [ds.ids[i] for i in fit_items]
+    assert vs["seed"] == 3 and len(vs["validation"]) == 10 == rec["validation_split"]["validation"]
+    assert rec["validation_split_file"] == str(saved.relative_to(tmp_path / "sel-tiny-clean"))
