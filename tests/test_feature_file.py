@@ -163,6 +163,28 @@ def test_train_test_layout_of_the_matlab_suites(tmp_path):
     assert split.protocol == "file"
 
 
+@pytest.mark.parametrize("fmt", ["mat-v5", "mat-v73"])
+def test_train_test_layout_trains_on_the_training_rows_only(tmp_path, fmt):
+    """The test rows are the queries; they never enter the training role (nor the database)."""
+    rng = np.random.default_rng(5)
+    arrays = {"traindata": rng.random((30, 4)), "testdata": rng.random((6, 4)) + 10.0,  # test rows stand out
+              "traingnd": rng.integers(1, 4, (30, 1)), "testgnd": rng.integers(1, 4, (6, 1))}
+    path = tmp_path / "suite.mat"
+    if fmt == "mat-v5":
+        scipy.io.savemat(path, arrays)
+    else:
+        _write_matlab_v73(path, arrays)
+    ds = get_dataset("features-file", root=path)
+    split = ds.make_split(0)
+    np.testing.assert_array_equal(split.train, np.arange(30))
+    train_x, _ = ds.precomputed_features(split.train)
+    np.testing.assert_allclose(train_x, arrays["traindata"].astype(np.float32))
+    np.testing.assert_array_equal(ds.labels[split.train], arrays["traingnd"].ravel())
+    query_x, _ = ds.precomputed_features(split.query)
+    np.testing.assert_allclose(query_x, arrays["testdata"].astype(np.float32))
+    assert not set(split.train) & set(split.query) and not set(split.database) & set(split.query)
+
+
 def test_split_indices_in_the_file_are_one_based_in_mat_files(tmp_path):
     rng = np.random.default_rng(3)
     path = tmp_path / "s.mat"

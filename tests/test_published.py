@@ -86,6 +86,18 @@ def test_a_setting_matches_on_dataset_protocol_and_the_papers_options():
     assert matching_rows("synthetic", "random", {}).empty
 
 
+def test_an_option_the_paper_fixes_but_our_run_does_not_record_is_no_match():
+    """A run that does not say it used the paper's 38 categories (an older record, another dataset version)
+    is not the paper's setting: no published number may be placed beside it."""
+    assert matching_rows("mirflickr25k", "paper", {}).empty
+    assert matching_rows("mirflickr25k", "paper", {"min_tags": 3}).empty
+    assert matching_rows("nuswide", "paper", {}).empty
+    assert matching_rows("nuswide", "paper", {"top_labels": None}).empty
+    # what the paper does not fix may be anything (and the recorded value may be a number or its text)
+    assert len(matching_rows("nuswide", "paper", {"top_labels": 21, "anything": "else"})) == 12 * 2 * 4
+    assert len(matching_rows("mirflickr25k", "paper", {"label_set": 38})) == 12 * 2 * 4 + 8
+
+
 def _write(path, rows):
     pd.DataFrame(rows, columns=COLUMNS).to_csv(path, index=False)
     return path

@@ -4,10 +4,12 @@ loaded in a real browser (headless Chromium) to check that it works offline."""
 from __future__ import annotations
 
 import functools
+import html.parser
 import http.server
 import shutil
 import subprocess
 import threading
+import types
 
 import numpy as np
 import pandas as pd
@@ -15,9 +17,10 @@ import pytest
 
 from hashbench.cli import main
 from hashbench.reports import generate_reports
-from hashbench.reports.collect import METHOD_COLOURS, PAPER_ROW_ORDER, load_report_data, method_styles
+from hashbench.reports.collect import METHOD_COLOURS, PAPER_ROW_ORDER, Protocol, load_report_data, method_styles
 from hashbench.reports.plots import map_panels
-from hashbench.reports.published import compare_protocol
+from hashbench.reports.html import comparison_html
+from hashbench.reports.published import Comparison, ComparisonRow, compare_protocol
 from hashbench.reports.tables import build_table
 from hashbench.store import cell_path, iter_cells, write_cell
 
@@ -99,6 +102,40 @@ def test_other_settings_say_no_published_number_applies(tmp_path, mir_report):
     assert comparisons == [] and "is not a published one" in why and "label_set=24" in why
 
 
+def _udht_beside_the_paper(params: dict | None, method: str = "udht"):
+    """compare_protocol on one MIRFLICKR (paper's setting) column of ours: UDHT at 32 bits, mAP@50000 0.6,
+    run with ``params``. Returns the comparison's rows by label."""
+    protocol = Protocol(key="mir", dataset="mirflickr25k", name="mirflickr25k", label="MIRFLICKR", split_key="s",
+                        split_protocol="mirflickr25k-paper", split_sizes={"query": 2000, "database": 16000,
+                                                                           "train": 16000},
+                        backbone={"weights": "imagenet"}, features_description="", chance=None, summary="",
+                        options={"label_set": "38", "protocol": "paper"})
+    record = {"method": {"params": params}} if params is not None else {"method": {}}
+    data = types.SimpleNamespace(frame=pd.DataFrame([{"method": method, "protocol": "mir", "bits": 32,
+                                                      "cell": types.SimpleNamespace(record=record)}]))
+    table = types.SimpleNamespace(metric="mAP@50000", bits={"mir": [32]}, rows=[(method, "UDHT", True)],
+                                  entries={(method, "mir", 32): types.SimpleNamespace(mean=0.6)})
+    (comparison,), _ = compare_protocol(data, protocol, [table])
+    return {r.label: r for r in comparison.rows}
+
+
+def test_a_published_row_is_placed_beside_ours_only_with_the_parameters_it_requires():
+    """Table 4's idf row needs aggregation="idf", Tables 2/4's UDHT row aggregation="mean": each of our runs
+    gets the number of the row whose parameters it ran with, and a run with other (or unrecorded) parameters
+    gets none."""
+    idf = _udht_beside_the_paper({"aggregation": "idf", "lr": 0.01})
+    assert idf["UDHT"].values[32] == (0.6687, 0.6) and idf["UDHT"].sources[32] == "Table 4"
+    assert idf["UDHT"].published_name == "UDHT (idf aggregation)"
+    assert idf["UDHT"].diff(32) == pytest.approx(0.6 - 0.6687)
+    mean = _udht_beside_the_paper({"aggregation": "mean"}, method="udht@paper")
+    assert mean["UDHT"].values[32] == (0.6667, 0.6) and mean["UDHT"].sources[32] == "Table 2; Table 4"
+    assert "UDHT (idf aggregation) (paper; our udht ran with other parameters)" in mean
+    for params in ({"aggregation": "sum"}, {"lr": 0.01}, {}, None):
+        rows = _udht_beside_the_paper(params)
+        assert rows["UDHT"].values[32] == (None, 0.6), params
+        assert {r.published_name for r in rows.values()} >= {"Ours Proposed (UDHT)", "UDHT (idf aggregation)"}
+
+
 def test_map_panels_merge_only_when_k_covers_the_database(tmp_path):
     data = load_report_data(write_results(tmp_path / "r"))  # database 3,000 < K = 5,000
     group = data.groups[0]
@@ -141,6 +178,83 @@ def test_html_shows_hyperparameters_convergence_and_selection(tmp_path):
     assert "best_epoch: 12" in page and "stopped_epoch: 17" in page
     assert "heldout_objective" in page and "<details>" in page
     assert "Random backbone weights" in page and "<script" in page and "http" not in page.split("<main>")[0]
+
+
+# ours against the paper at 12 bits: differences of both signs, several digits, one equal, one missing
+_DIFFS = {"a": (0.50, 0.31), "b": (0.40, 0.35), "c": (0.20, 0.30), "d": (0.61, 0.64), "e": (0.5, 0.5),
+          "f": (0.3, None), "g": (0.7, 0.6877)}
+
+
+def _comparison_page() -> str:
+    rows = [ComparisonRow(label=k, method=None, published_name=k, deep=False, values={12: v}) for k, v in _DIFFS.items()]
+    comp = Comparison(metric="mAP@all", protocol=None, bits=[12], rows=rows, papers=["P"], tables=["T"], caveats=[])
+    return comparison_html(types.SimpleNamespace(styles={}), comp)
+
+
+class _Cells(html.parser.HTMLParser):
+    """The rows of a table: each cell's attributes and text."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[list[dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self.rows[-1].append({**dict(attrs), "text": ""})
+
+    def handle_data(self, data):
+        if self.rows and self.rows[-1]:
+            self.rows[-1][-1]["text"] += data
+
+
+def test_difference_cells_are_red_when_ours_is_below_the_paper_and_green_above():
+    parser = _Cells()
+    parser.feed(_comparison_page())
+    body = [r for r in parser.rows if r]
+    assert [r[0]["text"] for r in body] == list(_DIFFS)
+    for row in body:
+        pub, ours = _DIFFS[row[0]["text"]]
+        delta = row[4]  # algorithm, paper's row, paper, ours, difference
+        if ours is None:
+            assert delta.get("class") is None and delta["text"] == "\u2013"
+        elif ours < pub:
+            assert delta.get("class") == "neg" and delta["text"].startswith("-"), row
+        elif ours > pub:
+            assert delta.get("class") == "pos" and delta["text"].startswith("+"), row
+        else:
+            assert delta.get("class") != "neg", row
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's chromium)")
+def test_sorting_a_column_in_the_browser_is_numeric_with_negative_values():
+    """String order would put -0.05 before -0.2 and 0.1 before 0.03: the page must sort numbers as numbers."""
+    from playwright.sync_api import sync_playwright
+
+    from hashbench.reports.html import CSS, JS
+
+    page_html = f"<!DOCTYPE html><html><head><style>{CSS}</style></head><body>{_comparison_page()}<script>{JS}</script></body></html>"
+    diffs = {k: ours - pub for k, (pub, ours) in _DIFFS.items() if ours is not None}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.set_content(page_html)
+        header = page.locator("thead th", has_text="12 bits \u0394")
+
+        def order():
+            return page.locator("tbody tr td:first-child").evaluate_all("tds => tds.map(td => td.textContent)")
+
+        header.click()
+        assert header.get_attribute("aria-sort") == "ascending"
+        assert order() == sorted(diffs, key=diffs.get) + ["f"]  # no number: last either way
+        header.click()
+        assert header.get_attribute("aria-sort") == "descending"
+        assert order() == sorted(diffs, key=diffs.get, reverse=True) + ["f"]
+        ours = page.locator("thead th", has_text="12 bits ours")
+        ours.click()
+        assert order() == sorted(diffs, key=lambda k: _DIFFS[k][1]) + ["f"]
+        browser.close()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's chromium)")
