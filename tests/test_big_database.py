@@ -107,3 +107,29 @@ def test_torch_path_under_a_small_device_budget_gives_the_cpu_results(rng, monke
     for k in ref.metrics:
         assert got.metrics[k] == pytest.approx(ref.metrics[k], abs=1e-9), k
     np.testing.assert_array_equal(got.per_query["P@10"], ref.per_query["P@10"])
+
+
+def test_packed_bits_blocks_cover_every_row_in_order(rng, tmp_path):
+    codes = rng.integers(0, 2, (23, 13), dtype=np.uint8)
+    path = tmp_path / "codes.npy"
+    np.save(path, PackedBits.pack(codes).packed)
+    for p in (PackedBits.pack(codes), PackedBits.load(path, 13)):  # in memory and memory-mapped
+        for rows in (1, 5, 22, 23, 100):
+            blocks = list(p.blocks(rows))
+            assert [s for s, _ in blocks] == list(range(0, 23, rows))
+            assert all(len(b) == min(rows, 23 - s) for s, b in blocks)
+            np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), p.packed)
+
+
+@pytest.mark.parametrize("ties", ["index", "tie-aware"])
+def test_databases_larger_than_one_block_give_the_in_memory_results(rng, monkeypatch, ties):
+    """Every evaluator path that reads codes or labels block by block, with blocks of 7 rows: the second and
+    later blocks count (every test database elsewhere fits in the first 65,536-row block)."""
+    from hashbench.evaluation import _inputs
+
+    qc, dc, ql, dl = _data(rng, 6, 50, 21, 4)
+    cfg = EvalConfig(ties=ties, topk=(10, None), precision_at=(5,), pr_levels=10, device="cpu")
+    ref = evaluate(qc, dc, ql, dl, cfg)
+    monkeypatch.setattr(_inputs, "_BLOCK", 7)
+    _same(ref, evaluate(qc, dc, ql, dl, cfg))
+    _same(ref, evaluate(PackedBits.pack(qc), PackedBits.pack(dc), PackedBits.pack(ql), PackedBits.pack(dl), cfg))
