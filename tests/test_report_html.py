@@ -61,7 +61,7 @@ def test_paper_setting_gets_published_ours_and_difference(mir_report):
     # the paper's rows we cannot answer are listed with an empty "ours"
     deepbit = t3[t3.published_as == "DeepBit [25]"]
     assert len(deepbit) == 2 and deepbit["ours"].isna().all()
-    assert "no implementation in hashbench" in deepbit["algorithm"].iloc[0]
+    assert "(paper; deepbit-e2e not run)" in deepbit["algorithm"].iloc[0]
     # not published: no comparison table for mAP@all or precision
     assert sorted(p.name for p in (rep / "tables").glob("published_*.csv")) == [
         "published_map-at-50000_mirflickr25k.csv", "published_map-at-5000_mirflickr25k.csv"]
