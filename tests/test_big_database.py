@@ -133,3 +133,31 @@ def test_databases_larger_than_one_block_give_the_in_memory_results(rng, monkeyp
     monkeypatch.setattr(_inputs, "_BLOCK", 7)
     _same(ref, evaluate(qc, dc, ql, dl, cfg))
     _same(ref, evaluate(PackedBits.pack(qc), PackedBits.pack(dc), PackedBits.pack(ql), PackedBits.pack(dl), cfg))
+
+
+@pytest.mark.parametrize("width", [1, 8, 13, 64, 70])
+def test_packed_bits_round_trip_at_any_width(rng, tmp_path, width):
+    """Widths that are not a multiple of 8 unpack to exactly ``width`` columns (no padding), and a
+    1-bit code is a code."""
+    codes = rng.integers(0, 2, (9, width), dtype=np.uint8)
+    p = PackedBits.pack(codes)
+    assert p.shape == (9, width) and p.packed.shape == (9, (width + 7) // 8)
+    np.testing.assert_array_equal(p.unpack(), codes)
+    np.save(tmp_path / "c.npy", p.packed)
+    loaded = PackedBits.load(tmp_path / "c.npy", width)
+    assert isinstance(loaded.packed, np.memmap)  # memory-mapped unless asked otherwise
+    assert not isinstance(PackedBits.load(tmp_path / "c.npy", width, mmap=False).packed, np.memmap)
+    np.testing.assert_array_equal(loaded.unpack(), codes)
+
+
+def test_encode_packed_edge_sizes_and_a_wrong_row_count(rng):
+    feats = rng.standard_normal((1, 4))
+    one = encode_packed(lambda x: (x > 0).astype(np.uint8), feats)  # a single item is a database
+    np.testing.assert_array_equal(one.unpack(), (feats > 0).astype(np.uint8))
+    with pytest.raises(DataError, match="no items to encode"):
+        encode_packed(lambda x: (x > 0).astype(np.uint8), feats[:0])
+    with pytest.raises(DataError, match=r"encode returned shape \(4, 4\) for 5 items"):
+        encode_packed(lambda x: (x[:-1] > 0).astype(np.uint8), rng.standard_normal((5, 4)))
+    with pytest.raises(DataError, match="encode returned 3 bits for rows 2.., 4 before"):
+        encode_packed(lambda x: (x[:, : 4 - (x[0, 0] > 100)] > 0).astype(np.uint8),
+                      np.r_[rng.standard_normal((2, 4)), np.full((2, 4), 200.0)], chunk=2)

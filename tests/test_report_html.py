@@ -3,7 +3,9 @@ loaded in a real browser (headless Chromium) to check that it works offline."""
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import html.parser
 import http.server
 import shutil
@@ -16,6 +18,7 @@ import pandas as pd
 import pytest
 
 from hashbench.cli import main
+from hashbench.published import load_published
 from hashbench.reports import generate_reports
 from hashbench.reports.collect import METHOD_COLOURS, PAPER_ROW_ORDER, Protocol, load_report_data, method_styles
 from hashbench.reports.plots import map_panels
@@ -102,20 +105,35 @@ def test_other_settings_say_no_published_number_applies(tmp_path, mir_report):
     assert comparisons == [] and "is not a published one" in why and "label_set=24" in why
 
 
-def _udht_beside_the_paper(params: dict | None, method: str = "udht"):
-    """compare_protocol on one MIRFLICKR (paper's setting) column of ours: UDHT at 32 bits, mAP@50000 0.6,
-    run with ``params``. Returns the comparison's rows by label."""
+def _beside_the_paper(cells: dict, tables: dict, **protocol_changes):
+    """compare_protocol on one column group of ours without a run: ``cells`` maps (method, display, deep) to
+    {bits: (mean, params)}, ``tables`` a metric to its bit lengths; MIRFLICKR under the paper's setting
+    unless ``protocol_changes`` say otherwise. Returns (comparisons, note)."""
     protocol = Protocol(key="mir", dataset="mirflickr25k", name="mirflickr25k", label="MIRFLICKR", split_key="s",
                         split_protocol="mirflickr25k-paper", split_sizes={"query": 2000, "database": 16000,
                                                                            "train": 16000},
                         backbone={"weights": "imagenet"}, features_description="", chance=None, summary="",
                         options={"label_set": "38", "protocol": "paper"})
-    record = {"method": {"params": params}} if params is not None else {"method": {}}
-    data = types.SimpleNamespace(frame=pd.DataFrame([{"method": method, "protocol": "mir", "bits": 32,
-                                                      "cell": types.SimpleNamespace(record=record)}]))
-    table = types.SimpleNamespace(metric="mAP@50000", bits={"mir": [32]}, rows=[(method, "UDHT", True)],
-                                  entries={(method, "mir", 32): types.SimpleNamespace(mean=0.6)})
-    (comparison,), _ = compare_protocol(data, protocol, [table])
+    for k, v in protocol_changes.items():
+        setattr(protocol, k, v)
+    frame = pd.DataFrame([{"method": m, "protocol": "mir", "bits": b,
+                           "cell": types.SimpleNamespace(record={"method": {} if p is None else {"params": p}})}
+                          for (m, _, _), by_bits in cells.items() for b, (_, p) in by_bits.items()])
+    made = [types.SimpleNamespace(metric=metric, bits={"mir": bits}, rows=list(cells),
+                                  entries={(m, "mir", b): types.SimpleNamespace(mean=mean)
+                                           for (m, _, _), by_bits in cells.items() for b, (mean, _) in by_bits.items()})
+            for metric, bits in tables.items()]
+    return compare_protocol(types.SimpleNamespace(frame=frame), protocol, made)
+
+
+def _udht_beside_the_paper(params: dict | None, method: str = "udht"):
+    """One MIRFLICKR (paper's setting) column of ours: UDHT at 32 bits, mAP@50000 0.6, run with ``params``."""
+    (comparison,), note = _beside_the_paper({(method, "UDHT", True): {32: (0.6, params)}}, {"mAP@50000": [32]})
+    assert "MIRFLICKR matches a published setting" in note
+    return comparison
+
+
+def _rows(comparison):
     return {r.label: r for r in comparison.rows}
 
 
@@ -123,17 +141,80 @@ def test_a_published_row_is_placed_beside_ours_only_with_the_parameters_it_requi
     """Table 4's idf row needs aggregation="idf", Tables 2/4's UDHT row aggregation="mean": each of our runs
     gets the number of the row whose parameters it ran with, and a run with other (or unrecorded) parameters
     gets none."""
-    idf = _udht_beside_the_paper({"aggregation": "idf", "lr": 0.01})
+    idf = _rows(_udht_beside_the_paper({"aggregation": "idf", "lr": 0.01}))
     assert idf["UDHT"].values[32] == (0.6687, 0.6) and idf["UDHT"].sources[32] == "Table 4"
     assert idf["UDHT"].published_name == "UDHT (idf aggregation)"
     assert idf["UDHT"].diff(32) == pytest.approx(0.6 - 0.6687)
-    mean = _udht_beside_the_paper({"aggregation": "mean"}, method="udht@paper")
+    mean = _rows(_udht_beside_the_paper({"aggregation": "mean"}, method="udht@paper"))
     assert mean["UDHT"].values[32] == (0.6667, 0.6) and mean["UDHT"].sources[32] == "Table 2; Table 4"
     assert "UDHT (idf aggregation) (paper; our udht ran with other parameters)" in mean
     for params in ({"aggregation": "sum"}, {"lr": 0.01}, {}, None):
-        rows = _udht_beside_the_paper(params)
+        rows = _rows(_udht_beside_the_paper(params))
         assert rows["UDHT"].values[32] == (None, 0.6), params
         assert {r.published_name for r in rows.values()} >= {"Ours Proposed (UDHT)", "UDHT (idf aggregation)"}
+
+
+def test_comparison_files_carry_the_published_value_ours_and_the_difference():
+    comp = _udht_beside_the_paper({"aggregation": "idf"})
+    assert comp.metric == "mAP@50000" and comp.bits == [32]
+    csv_rows = list(csv.DictReader(io.StringIO(comp.to_csv())))
+    ours = next(r for r in csv_rows if r["method"] == "udht")
+    assert ours == {"algorithm": "UDHT", "method": "udht", "published_as": "UDHT (idf aggregation)", "bits": "32",
+                    "published": "0.6687", "ours": "0.6", "difference": repr(0.6 - 0.6687), "source": "Table 4"}
+    listed = {r["published_as"]: r for r in csv_rows if not r["method"]}
+    assert listed["Ours Proposed (UDHT)"]["published"] == "0.6667" and listed["Ours Proposed (UDHT)"]["ours"] == ""
+    assert listed["ITQ [13]"]["published"] == "0.6253" and listed["ITQ [13]"]["source"] == "Table 2"
+    md = comp.to_markdown()
+    assert "| UDHT (paper: UDHT (idf aggregation)) | 0.6687 | 0.6000 | -0.0687 |" in md
+    assert "| 32 bits · paper | 32 bits · ours | 32 bits · \u0394 |" in md
+    assert "Table 2; Table 4" in comp.caption() and "ours \u2212 published" in comp.caption()
+    assert comp.caveats == []  # ImageNet weights and the paper's split sizes: nothing to warn about
+    tex = comp.to_latex()
+    assert "UDHT & 0.6687 & 0.6000 & -0.0687 \\\\" in tex and "\\multicolumn{3}{c}{32 bits}" in tex
+    # our split is smaller and our weights random: both said beside the numbers
+    protocol = comp.protocol
+    protocol.backbone, protocol.split_sizes = {"weights": "random"}, {"query": 100, "database": 900, "train": 900}
+    from hashbench.reports.published import caveats_for
+
+    said = " ".join(caveats_for(protocol, load_published()[lambda f: f["dataset"] == "mirflickr25k"]))
+    assert "RANDOM (untrained) backbone weights, the paper's ImageNet weights" in said
+    assert "Our split (query 100, database 900, train 900) is not the paper's size (query 2,000" in said
+
+
+def test_compare_protocol_takes_the_papers_metrics_and_code_lengths_and_says_what_it_left_out():
+    cells = {("udht", "UDHT", True): {12: (0.7, {"aggregation": "sum"}), 24: (0.71, {"aggregation": "sum"})},
+             ("dh", "DH", True): {12: (0.55, {}), 24: (float("nan"), {})},
+             ("itq", "ITQ", False): {12: (0.6, {}), 24: (0.62, {}), 16: (0.61, {})}}
+    comps, note = _beside_the_paper(cells, {"mAP@all": [12], "mAP@50000": [12, 16, 24], "mAP@5000": [16]})
+    (comp,) = comps  # mAP@all is not published; mAP@5000 is, but not at 16 bits
+    assert comp.metric == "mAP@50000" and comp.bits == [12, 24]  # 16 bits: not in the paper
+    assert note.endswith("No published number for mAP@all, mAP@5000 at 16 bits.")
+    assert note.startswith("MIRFLICKR matches a published setting (mirflickr25k under protocol 'paper' with "
+                           "label_set=38); published metrics: mAP@5000, mAP@50000.")
+    rows = _rows(comp)
+    assert rows["DH"].values == {12: (0.5833, 0.55), 24: (0.5945, None)}  # no number of ours: no difference
+    assert rows["DH"].diff(24) is None and rows["DH"].diff(12) == pytest.approx(0.55 - 0.5833)
+    assert rows["ITQ"].values == {12: (0.6418, 0.6), 24: (0.655, 0.62)}  # the paper's Table 2
+    assert rows["UDHT"].values == {12: (None, 0.7), 24: (None, 0.71)}  # sum aggregation: no paper row
+    # the paper's UDHT row is listed once although Tables 2 and 4 both print it; non-deep rows first
+    labels = [r.label for r in comp.rows]
+    assert labels.count("Ours Proposed (UDHT) (paper; our udht ran with other parameters)") == 1
+    assert not any(lab.startswith("UDHT (mean aggregation)") for lab in labels)
+    assert "DeepBit [25] (paper; deepbit-e2e not run)" in labels
+    deep = [r.deep for r in comp.rows]
+    assert deep == sorted(deep) and labels[0] == "ITQ" and "LSH [4] (paper; lsh not run)" in labels[:8]
+    assert rows["DeepBit [25] (paper; deepbit-e2e not run)"].values == {12: (0.5974, None), 24: (0.6032, None)}
+    assert rows["DeepBit [25] (paper; deepbit-e2e not run)"].sources == {12: "Table 2", 24: "Table 2"}
+    assert comp.papers == ["Gattupalli & Li 2018, Unsupervised Deep Image Hashing through Tag Embeddings, "
+                           "arXiv:1806.05804"] and comp.tables == ["Table 2", "Table 4"]
+    # settings no paper reports say why, naming what differs
+    none, why = _beside_the_paper(cells, {"mAP@50000": [12]}, name="synthetic", options={})
+    assert none == [] and "no paper in hashbench's published data reports on dataset synthetic" in why
+    assert "mirflickr25k under protocol 'paper' with label_set=38" in why
+    none, why = _beside_the_paper(cells, {"mAP@50000": [12]}, options={"label_set": "24", "protocol": "paper"})
+    assert none == [] and "its setting (protocol 'paper', label_set=24) is not a published one (mirflickr25k" in why
+    none, why = _beside_the_paper(cells, {"mAP@all": [12]})
+    assert none == [] and why.startswith("No published number applies to MIRFLICKR: MIRFLICKR matches")
 
 
 def test_map_panels_merge_only_when_k_covers_the_database(tmp_path):
