@@ -161,3 +161,26 @@ def test_encode_packed_edge_sizes_and_a_wrong_row_count(rng):
     with pytest.raises(DataError, match="encode returned 3 bits for rows 2.., 4 before"):
         encode_packed(lambda x: (x[:, : 4 - (x[0, 0] > 100)] > 0).astype(np.uint8),
                       np.r_[rng.standard_normal((2, 4)), np.full((2, 4), 200.0)], chunk=2)
+
+
+_SPRUNG: list[int] = []
+
+
+def _spring() -> dict:
+    _SPRUNG.append(1)  # what unpickling the file would run
+    return {}
+
+
+class _Trap:
+    def __reduce__(self):
+        return (_spring, ())
+
+
+def test_a_codes_file_holding_pickled_objects_is_refused(tmp_path):
+    """A results folder can come from elsewhere: loading its codes must never unpickle (run) anything."""
+    path = tmp_path / "codes.npy"
+    np.save(path, np.array([_Trap()], dtype=object), allow_pickle=True)
+    for mmap in (False, True):
+        with pytest.raises(ValueError):
+            PackedBits.load(path, 8, mmap=mmap)
+    assert _SPRUNG == []
