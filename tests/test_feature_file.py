@@ -140,6 +140,17 @@ def test_tags_in_the_file_feed_tag_methods(tmp_path):
     assert ds.tags[0] == [n for n, t in zip(["sky", "sea", "dog", "cat"], tags[0]) if t]
 
 
+def test_tag_names_stored_as_hdf5_strings_are_text(tmp_path):
+    rng = np.random.default_rng(7)
+    path = tmp_path / "tagged.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["labels"] = rng.random((8, 3)), rng.integers(0, 2, 8)
+        f["tags"] = np.eye(8, 2, dtype=np.uint8)
+        f["tag_names"] = np.array(["sky", "sea"]).astype("S")  # h5py's usual strings: bytes
+    ds = get_dataset("features-file", root=path)
+    assert ds.tags[0] == ["sky"] and ds.tags[1] == ["sea"] and ds.tags[2] == []
+
+
 def test_prepare_says_the_features_come_from_the_file(tmp_path, capsys):
     rng = np.random.default_rng(2)
     path = tmp_path / "feats.mat"
