@@ -14,6 +14,14 @@ PAPER_ROWS = ["ITQ [13]", "PCAH [30]", "LSH [4]", "DSH [19]", "SpH [15]", "SH [3
 BITS = [12, 24, 32, 48]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_published():
+    """Each test reads the published data afresh (load_published caches it): no test leans on another."""
+    load_published.cache_clear()
+    yield
+    load_published.cache_clear()
+
+
 @pytest.fixture
 def udht():
     pub = load_published()

@@ -107,7 +107,7 @@ def test_other_settings_say_no_published_number_applies(tmp_path, mir_report):
 
 def _beside_the_paper(cells: dict, tables: dict, **protocol_changes):
     """compare_protocol on one column group of ours without a run: ``cells`` maps (method, display, deep) to
-    {bits: (mean, params)}, ``tables`` a metric to its bit lengths; MIRFLICKR under the paper's setting
+    {bits: (mean, params)}, ``tables`` a metric to its bit lengths (None: no column here); MIRFLICKR under the paper's setting
     unless ``protocol_changes`` say otherwise. Returns (comparisons, note)."""
     protocol = Protocol(key="mir", dataset="mirflickr25k", name="mirflickr25k", label="MIRFLICKR", split_key="s",
                         split_protocol="mirflickr25k-paper", split_sizes={"query": 2000, "database": 16000,
@@ -116,10 +116,11 @@ def _beside_the_paper(cells: dict, tables: dict, **protocol_changes):
                         options={"label_set": "38", "protocol": "paper"})
     for k, v in protocol_changes.items():
         setattr(protocol, k, v)
+    load_published.cache_clear()  # read afresh: a comparison never leans on another test's cache
     frame = pd.DataFrame([{"method": m, "protocol": "mir", "bits": b,
                            "cell": types.SimpleNamespace(record={"method": {} if p is None else {"params": p}})}
                           for (m, _, _), by_bits in cells.items() for b, (_, p) in by_bits.items()])
-    made = [types.SimpleNamespace(metric=metric, bits={"mir": bits}, rows=list(cells),
+    made = [types.SimpleNamespace(metric=metric, bits={} if bits is None else {"mir": bits}, rows=list(cells),
                                   entries={(m, "mir", b): types.SimpleNamespace(mean=mean)
                                            for (m, _, _), by_bits in cells.items() for b, (mean, _) in by_bits.items()})
             for metric, bits in tables.items()]
@@ -185,15 +186,16 @@ def test_compare_protocol_takes_the_papers_metrics_and_code_lengths_and_says_wha
     cells = {("udht", "UDHT", True): {12: (0.7, {"aggregation": "sum"}), 24: (0.71, {"aggregation": "sum"})},
              ("dh", "DH", True): {12: (0.55, {}), 24: (float("nan"), {})},
              ("itq", "ITQ", False): {12: (0.6, {}), 24: (0.62, {}), 16: (0.61, {})}}
-    comps, note = _beside_the_paper(cells, {"mAP@all": [12], "mAP@50000": [12, 16, 24], "mAP@5000": [16]})
-    (comp,) = comps  # mAP@all is not published; mAP@5000 is, but not at 16 bits
+    comps, note = _beside_the_paper(cells, {"mAP@5000": [16], "mAP@all": [12], "mAP@50000": [12, 16, 24]})
+    (comp,) = comps  # mAP@5000 is published, but not at 16 bits; mAP@all is not published
     assert comp.metric == "mAP@50000" and comp.bits == [12, 24]  # 16 bits: not in the paper
-    assert note.endswith("No published number for mAP@all, mAP@5000 at 16 bits.")
+    assert note.endswith("No published number for mAP@5000 at 16 bits, mAP@all.")
     assert note.startswith("MIRFLICKR matches a published setting (mirflickr25k under protocol 'paper' with "
                            "label_set=38); published metrics: mAP@5000, mAP@50000.")
     rows = _rows(comp)
     assert rows["DH"].values == {12: (0.5833, 0.55), 24: (0.5945, None)}  # no number of ours: no difference
     assert rows["DH"].diff(24) is None and rows["DH"].diff(12) == pytest.approx(0.55 - 0.5833)
+    assert rows["DH"].diff(48) is None and comp.cells(rows["DH"], 48) == ("\u2013",) * 3  # no such column
     assert rows["ITQ"].values == {12: (0.6418, 0.6), 24: (0.655, 0.62)}  # the paper's Table 2
     assert rows["UDHT"].values == {12: (None, 0.7), 24: (None, 0.71)}  # sum aggregation: no paper row
     # the paper's UDHT row is listed once although Tables 2 and 4 both print it; non-deep rows first
@@ -215,6 +217,38 @@ def test_compare_protocol_takes_the_papers_metrics_and_code_lengths_and_says_wha
     assert none == [] and "its setting (protocol 'paper', label_set=24) is not a published one (mirflickr25k" in why
     none, why = _beside_the_paper(cells, {"mAP@all": [12]})
     assert none == [] and why.startswith("No published number applies to MIRFLICKR: MIRFLICKR matches")
+
+
+def test_each_of_our_cells_is_matched_with_its_own_parameters(tmp_path):
+    """Our UDHT ran idf at 12 bits and mean at 24: each code length gets the row its own cell's parameters
+    ask for. A table that comes first without a comparison does not end the comparison. A paper row naming
+    no method of ours says so."""
+    from hashbench import published
+
+    extra = tmp_path / "extra.csv"
+    pd.DataFrame([{"paper": "Someone 2030", "table": "Table 9", "dataset": "mirflickr25k", "protocol": "paper",
+                   "options": '{"label_set": "38"}', "split": "", "weights": "imagenet", "metric": "mAP@50000",
+                   "bits": 12, "name": "NewHash", "kind": "deep", "method": "", "params": "", "value": 0.7,
+                   "note": ""}]).to_csv(extra, index=False)
+    published.register_published(extra)
+    try:
+        cells = {("udht", "UDHT", True): {12: (0.7, {"aggregation": "idf"}), 24: (0.71, {"aggregation": "mean"})},
+                 ("itq", "ITQ", False): {12: (0.6, {"aggregation": "mean"}), 24: (0.62, {})}}
+        (comp,), _ = _beside_the_paper(cells, {"mAP@50000": [12, 24]})
+        after_others, _ = _beside_the_paper(cells, {"mAP@5000": None, "mAP@all": [12], "P@1000": [16],
+                                                    "mAP@50000": [12]})
+    finally:
+        published._REGISTERED.clear()
+        load_published.cache_clear()
+    assert [c.metric for c in after_others] == ["mAP@50000"]
+    rows = _rows(comp)
+    assert rows["UDHT"].values == {12: (0.6602, 0.7), 24: (0.695, 0.71)}
+    assert rows["UDHT"].sources == {12: "Table 4", 24: "Table 2; Table 4"}
+    assert rows["ITQ"].values == {12: (0.6418, 0.6), 24: (0.655, 0.62)}  # parameters the paper does not ask about
+    assert "Someone 2030" in comp.papers and "Table 9" in comp.tables
+    new = rows["NewHash (paper; no implementation in hashbench)"]
+    assert new.method is None and new.deep and new.values == {12: (0.7, None)} and new.sources == {12: "Table 9"}
+    assert [r.label for r in comp.rows][-1] == "NewHash (paper; no implementation in hashbench)"
 
 
 def test_map_panels_merge_only_when_k_covers_the_database(tmp_path):
