@@ -485,3 +485,156 @@ def test_the_saved_validation_split_is_the_one_used(tmp_path):
     assert vs["fit"] == [ds.ids[i] for i in fit_items]
     assert vs["seed"] == 3 and len(vs["validation"]) == 10 == rec["validation_split"]["validation"]
     assert rec["validation_split_file"] == str(saved.relative_to(tmp_path / "sel-tiny-clean"))
+
+
+# ----------------------------------------------------------------- from the mutation run's survivors
+def _silent(*args, **kw):
+    return run_selection(*args, echo=lambda s: None, **kw)
+
+
+def test_labels_score_is_the_tie_aware_map_at_k_of_the_fit_items(projection):
+    from hashbench.evaluation import mean_average_precision
+
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    rec = _silent("sel-projection", 8, data, vs, n_trials=5, topk=5)
+    at_all = []
+    for t in rec["trials"]:
+        h = _Projection(bits=8, k=t["params"]["k"]).fit(data.features[vs.fit])
+        args = (h.encode(data.features[vs.val]), h.encode(data.features[vs.fit]), data.labels[vs.val],
+                data.labels[vs.fit])
+        assert t["score"] == pytest.approx(mean_average_precision(*args, topk=5, ties="tie-aware"))
+        at_all.append(mean_average_precision(*args, topk=None, ties="tie-aware"))
+        assert t["measure"] == "validation mAP@5"
+    assert [t["score"] for t in rec["trials"]] != pytest.approx(at_all)  # K matters here
+    assert "mAP@5 of validation queries" in rec["criterion_description"]
+    whole = _silent("sel-projection", 8, data, vs, n_trials=1, topk=None)
+    assert whole["trials"][0]["measure"] == "validation mAP@all" and "mAP@all of" in whole["criterion_description"]
+
+
+def test_generic_label_free_score_is_the_tie_aware_map_against_feature_neighbours(projection):
+    from hashbench.evaluation import mean_average_precision
+    from hashbench.selection.criteria import neighbour_score
+
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    rec = _silent("sel-projection", 8, data, vs, criterion="label-free", n_trials=2)
+    relevance = neighbour_relevance(data.features[vs.val], data.features[vs.fit])
+    for t in rec["trials"]:
+        h = _Projection(bits=8, k=t["params"]["k"]).fit(data.features[vs.fit])
+        expect = mean_average_precision(h.encode(data.features[vs.val]), h.encode(data.features[vs.fit]), *relevance,
+                                        topk=None, ties="tie-aware")
+        assert t["score"] == pytest.approx(expect)
+    # over the whole fit set, however large (not the evaluator's default K of 5,000)
+    rng = np.random.default_rng(3)
+    fit_codes, val_codes = rng.integers(0, 2, (6000, 6)), rng.integers(0, 2, (5, 6))
+    rel = neighbour_relevance(rng.standard_normal((5, 3)), rng.standard_normal((6000, 3)))
+    assert neighbour_score(val_codes, fit_codes, rel) == pytest.approx(
+        mean_average_precision(val_codes, fit_codes, *rel, topk=None, ties="tie-aware"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_neighbour_relevance_takes_exactly_the_k_nearest(seed):
+    rng = np.random.default_rng(seed)
+    n_fit = int(rng.integers(20, 90))
+    v, f = rng.standard_normal((9, 4)), rng.standard_normal((n_fit, 4))
+    dist = ((v[:, None, :] - f[None, :, :]) ** 2).sum(-1)
+    for fraction in (0.005, 0.02, 0.1, 0.3):
+        k = max(1, int(round(fraction * n_fit)))
+        _, f_lab = neighbour_relevance(v, f, fraction=fraction, chunk=4)
+        for q in range(9):
+            assert set(np.flatnonzero(f_lab[:, q])) == set(np.argsort(dist[q])[:k]), (fraction, q)
+
+
+class _Failing(_WithObjective):
+    """Its objective is NaN at k = 2 and inf at k = 3, the would-be best trials."""
+
+    def heldout_objective(self, features=None, tags=None, images=None):
+        return {2: float("nan"), 3: float("inf")}.get(self.k, abs(self.k - 2) + 0.5)
+
+
+def test_a_non_finite_objective_ranks_last(projection):
+    register_method("sel-failing")(_Failing)
+    try:
+        rec = _silent("sel-failing", 8, _training(), validation_split(60, 12, 0), criterion="label-free", n_trials=5)
+    finally:
+        unregister_method("sel-failing")
+    scores = {t["params"]["k"]: t["score"] for t in rec["trials"]}
+    assert scores[2] == scores[3] == -np.inf and rec["chosen"] in ({"k": 1}, {"k": 4})
+    assert rec["best_score"] == -1.5
+
+
+def test_each_trial_records_where_its_training_stopped(projection):
+    register_method("sel-deep")(_DeepStub)
+    lines: list[str] = []
+    try:
+        rec = run_selection("sel-deep", 16, _training(), validation_split(60, 12, 0), n_trials=2, echo=lines.append)
+    finally:
+        unregister_method("sel-deep")
+    assert all(t["convergence"] == {"max_epochs": 9, "epochs_run": 5, "best_epoch": 3} for t in rec["trials"])
+    assert all("best epoch 3" in s for s in lines)
+    assert all(t["fit_s"] >= 0 and t["score_s"] >= 0 for t in rec["trials"])
+
+
+class _TagSpy(_Projection):
+    requires = frozenset({"features", "tags"})
+    seen: list = []
+
+    def _fit(self, features, tags):
+        type(self).seen.append([list(t) for t in tags])
+        super()._fit(features)
+
+
+def test_a_tag_method_gets_the_fit_items_tags_and_no_tags_is_refused(projection):
+    register_method("sel-tags")(_TagSpy)
+    _TagSpy.seen = []
+    data, vs = _training(), validation_split(60, 12, 0)
+    tagged = TrainingData(ids=data.ids, features=data.features, labels=data.labels,
+                          tags=[[f"t{i}", "x"] for i in range(60)])
+    try:
+        _silent("sel-tags", 8, tagged, vs, n_trials=1)
+        with pytest.raises(ConfigError, match="learns from tags, and the dataset has none"):
+            _silent("sel-tags", 8, data, vs, n_trials=1)
+    finally:
+        unregister_method("sel-tags")
+    assert _TagSpy.seen == [[[f"t{i}", "x"] for i in vs.fit]]
+
+
+def test_a_blank_line_in_the_trials_file_is_skipped_not_the_end(projection, tmp_path):
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    folder = tmp_path / "sel"
+    _silent("sel-projection", 8, data, vs, n_trials=4, folder=folder)
+    lines = (folder / "trials.jsonl").read_text().splitlines()
+    (folder / "trials.jsonl").write_text("\n".join(lines[:1] + [""] + lines[1:]) + "\n")
+    _Projection.fits = []
+    _silent("sel-projection", 8, data, vs, n_trials=4, folder=folder)
+    assert _Projection.fits == []  # every finished trial was read, before and after the blank line
+
+
+def test_a_stored_selection_is_loaded_for_its_split_only_and_summarised(projection, tmp_path):
+    from hashbench.selection import load_selection, selection_folder, summary
+
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    folder = selection_folder(tmp_path, "ds", "sel-projection", 8, "labels")
+    assert folder == tmp_path / "ds" / "selection" / "sel-projection" / "8bits" / "labels"
+    rec = _silent("sel-projection", 8, data, vs, n_trials=8, folder=folder, context={"split_key": "s1"})
+    loaded = load_selection(tmp_path, "ds", "sel-projection", 8, "labels", split_key="s1")
+    assert loaded == json.loads(json.dumps(rec)) and loaded["key"] == rec["key"]
+    assert load_selection(tmp_path, "ds", "sel-projection", 8, "labels")["chosen"] == rec["chosen"]
+    with pytest.raises(ConfigError, match="made on split s1, this run uses s2; tune again"):
+        load_selection(tmp_path, "ds", "sel-projection", 8, "labels", split_key="s2")
+    with pytest.raises(ConfigError, match=r"no stored selection for sel-projection at 16 bits \(criterion labels\).*"
+                                          r"tune --methods sel-projection --bits 16 --criterion labels"):
+        load_selection(tmp_path, "ds", "sel-projection", 16, "labels")
+    s = summary(loaded, path="x/selection.json")
+    assert s == {"criterion": "labels", "criterion_description": rec["criterion_description"],
+                 "chosen": rec["chosen"], "best_score": rec["best_score"], "n_trials_run": 5, "budget": 8,
+                 "grid_size": 5, "search_space": {"k": [0, 1, 2, 3, 4]}, "validation_split": rec["validation_split"],
+                 "key": rec["key"], "file": "x/selection.json"}
+    assert rec["validation_split"] == {"seed": 0, "key": vs.key(data.ids), "fit": 48, "validation": 12}
+    assert {k: rec[k] for k in ("method", "base_method", "bits", "seed", "criterion", "topk", "budget",
+                                "search_seed", "fixed_params", "split_key")} == {
+        "method": "sel-projection", "base_method": "sel-projection", "bits": 8, "seed": 0, "criterion": "labels",
+        "topk": 5000, "budget": 8, "search_seed": 0, "fixed_params": {}, "split_key": "s1"}
+    assert rec["params"] == rec["chosen"] and rec["grid_size"] == 5 == rec["n_trials_run"]  # the budget covers the grid
+    (folder / "selection.json").write_text("{not json")
+    with pytest.raises(ResultsError, match="not valid JSON"):
+        load_selection(tmp_path, "ds", "sel-projection", 8, "labels")
