@@ -28,3 +28,24 @@ def test_gpu_script_refuses_cuda_without_a_gpu():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py")], capture_output=True, text=True,
                          timeout=300, cwd=ROOT)
     assert out.returncode != 0 and "no CUDA device" in out.stderr
+
+
+def test_mutation_groups_name_existing_modules_and_test_files():
+    """benchmarks/mutation.py is not run in CI; its table of groups must not rot silently."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutation_script", ROOT / "benchmarks" / "mutation.py")
+    mutation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutation)
+    assert set(mutation.GROUPS) == {"evaluation", "selection", "codes", "feature-file", "published"}
+    for group, (modules, tests) in mutation.GROUPS.items():
+        for pattern in modules:
+            assert list(ROOT.glob(pattern)), f"{group}: no module matches {pattern}"
+        for t in tests:
+            if t.startswith("tests/"):
+                path, _, name = t.partition("::")
+                assert (ROOT / path).is_file(), f"{group}: no test file {path}"
+                assert not name or f"def {name}(" in (ROOT / path).read_text(), f"{group}: no test {t}"
+        text = mutation._pyproject(modules, tests)
+        assert "[tool.mutmut]" in text and all(m in text for m in modules)
+    assert mutation.score({"killed": 6, "timeout": 2, "survived": 1, "no_tests": 1}) == 0.8

@@ -107,3 +107,80 @@ def test_torch_path_under_a_small_device_budget_gives_the_cpu_results(rng, monke
     for k in ref.metrics:
         assert got.metrics[k] == pytest.approx(ref.metrics[k], abs=1e-9), k
     np.testing.assert_array_equal(got.per_query["P@10"], ref.per_query["P@10"])
+
+
+def test_packed_bits_blocks_cover_every_row_in_order(rng, tmp_path):
+    codes = rng.integers(0, 2, (23, 13), dtype=np.uint8)
+    path = tmp_path / "codes.npy"
+    np.save(path, PackedBits.pack(codes).packed)
+    for p in (PackedBits.pack(codes), PackedBits.load(path, 13)):  # in memory and memory-mapped
+        for rows in (1, 5, 22, 23, 100):
+            blocks = list(p.blocks(rows))
+            assert [s for s, _ in blocks] == list(range(0, 23, rows))
+            assert all(len(b) == min(rows, 23 - s) for s, b in blocks)
+            np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), p.packed)
+
+
+@pytest.mark.parametrize("ties", ["index", "tie-aware"])
+def test_databases_larger_than_one_block_give_the_in_memory_results(rng, monkeypatch, ties):
+    """Every evaluator path that reads codes or labels block by block, with blocks of 7 rows: the second and
+    later blocks count (every test database elsewhere fits in the first 65,536-row block)."""
+    from hashbench.evaluation import _inputs
+
+    qc, dc, ql, dl = _data(rng, 6, 50, 21, 4)
+    cfg = EvalConfig(ties=ties, topk=(10, None), precision_at=(5,), pr_levels=10, device="cpu")
+    ref = evaluate(qc, dc, ql, dl, cfg)
+    monkeypatch.setattr(_inputs, "_BLOCK", 7)
+    _same(ref, evaluate(qc, dc, ql, dl, cfg))
+    _same(ref, evaluate(PackedBits.pack(qc), PackedBits.pack(dc), PackedBits.pack(ql), PackedBits.pack(dl), cfg))
+
+
+@pytest.mark.parametrize("width", [1, 8, 13, 64, 70])
+def test_packed_bits_round_trip_at_any_width(rng, tmp_path, width):
+    """Widths that are not a multiple of 8 unpack to exactly ``width`` columns (no padding), and a
+    1-bit code is a code."""
+    codes = rng.integers(0, 2, (9, width), dtype=np.uint8)
+    p = PackedBits.pack(codes)
+    assert p.shape == (9, width) and p.packed.shape == (9, (width + 7) // 8)
+    np.testing.assert_array_equal(p.unpack(), codes)
+    np.save(tmp_path / "c.npy", p.packed)
+    loaded = PackedBits.load(tmp_path / "c.npy", width)
+    assert isinstance(loaded.packed, np.memmap)  # memory-mapped unless asked otherwise
+    assert not isinstance(PackedBits.load(tmp_path / "c.npy", width, mmap=False).packed, np.memmap)
+    np.testing.assert_array_equal(loaded.unpack(), codes)
+
+
+def test_encode_packed_edge_sizes_and_a_wrong_row_count(rng):
+    feats = rng.standard_normal((1, 4))
+    one = encode_packed(lambda x: (x > 0).astype(np.uint8), feats)  # a single item is a database
+    np.testing.assert_array_equal(one.unpack(), (feats > 0).astype(np.uint8))
+    with pytest.raises(DataError, match="no items to encode"):
+        encode_packed(lambda x: (x > 0).astype(np.uint8), feats[:0])
+    with pytest.raises(DataError, match=r"encode returned shape \(4, 4\) for 5 items"):
+        encode_packed(lambda x: (x[:-1] > 0).astype(np.uint8), rng.standard_normal((5, 4)))
+    with pytest.raises(DataError, match="encode returned 3 bits for rows 2.., 4 before"):
+        encode_packed(lambda x: (x[:, : 4 - (x[0, 0] > 100)] > 0).astype(np.uint8),
+                      np.r_[rng.standard_normal((2, 4)), np.full((2, 4), 200.0)], chunk=2)
+
+
+_SPRUNG: list[int] = []
+
+
+def _spring() -> dict:
+    _SPRUNG.append(1)  # what unpickling the file would run
+    return {}
+
+
+class _Trap:
+    def __reduce__(self):
+        return (_spring, ())
+
+
+def test_a_codes_file_holding_pickled_objects_is_refused(tmp_path):
+    """A results folder can come from elsewhere: loading its codes must never unpickle (run) anything."""
+    path = tmp_path / "codes.npy"
+    np.save(path, np.array([_Trap()], dtype=object), allow_pickle=True)
+    for mmap in (False, True):
+        with pytest.raises(ValueError):
+            PackedBits.load(path, 8, mmap=mmap)
+    assert _SPRUNG == []

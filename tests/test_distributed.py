@@ -13,6 +13,7 @@ import signal
 import textwrap
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -106,3 +107,41 @@ def test_worker_killed_mid_cell_leaves_no_half_cell_and_its_cell_is_redone(tmp_p
     hidden = [p for p in (tmp_path / "res").rglob(".*") if p.name != ".locks"]
     assert hidden == []  # no temporary cell folder, no lock left behind
     assert json.loads((cells["sleepy-test"].path / "cell.json").read_text())["metrics"]
+
+
+def test_task_slots_of_every_worker_on_a_host_add_up(cluster, monkeypatch):
+    """Two one-thread workers on one host are 2 task slots there, so each task gets cores // 2 threads."""
+    from hashbench.execution import distributed as dist
+    from hashbench.execution import threads
+
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        slots = dist._threads_by_host(client.scheduler_info())
+    host = next(iter(cluster.scheduler_info["workers"])).rsplit(":", 1)[0]
+    assert slots == {host: 2}
+    info = {"workers": {"tcp://10.0.0.1:4001": {"nthreads": 1}, "tcp://10.0.0.1:4002": {"nthreads": 3},
+                        "tcp://10.0.0.2:4001": {"nthreads": 4}}}
+    assert dist._threads_by_host(info) == {"tcp://10.0.0.1": 4, "tcp://10.0.0.2": 4}
+
+    # inside a task: the slots of its host decide its threads, not its own worker's thread count
+    seen: list[int] = []
+
+    class Limit:
+        def __init__(self, n):
+            seen.append(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 16)
+    monkeypatch.setattr(dist, "limit_threads", Limit)
+    worker = types.SimpleNamespace(address="tcp://10.0.0.1:4001", state=types.SimpleNamespace(nthreads=1))
+    monkeypatch.setattr(distributed, "get_worker", lambda: worker)
+    host_slots = dist._threads_by_host(info)
+    assert dist._call_on_worker("task", lambda task, flag: (task, flag), 7, host_slots) == (7, ("task", True))
+    assert dist._call_on_worker("task", lambda task, flag: task, 0, host_slots, 3) == (0, "task")
+    worker.address = "tcp://10.0.0.9:4001"  # a host the scheduler did not list at the start: its own threads
+    dist._call_on_worker("task", lambda task, flag: task, 0, host_slots)
+    assert seen == [16 // 4, 3, 16 // 1]

@@ -108,6 +108,125 @@ def test_same_numbers_as_on_the_images_with_the_saved_split(reference, fmt, tmp_
     assert path.name in cell.record["features"]["description"]
 
 
+def _write(fmt: str, folder, arrays: dict, transpose: bool = False):
+    """``arrays`` (features X, labels, ids, tags and tag names, 0-based split indices) in one format, as
+    its users write it; returns (path, -D options). Features as columns when ``transpose``."""
+    a = dict(arrays)
+    if transpose:
+        a["X"] = a["X"].T
+    base = 1 if fmt.startswith("mat") else 0  # MATLAB indices are 1-based
+    for role in ("query_index", "database_index", "train_index"):
+        a[role] = a[role] + base
+    if fmt == "npz":
+        path = folder / "f.npz"
+        np.savez(path, **a)
+    elif fmt == "mat-v5":
+        path = folder / "f.mat"
+        a["ids"] = np.array(list(a["ids"]), dtype=object)  # a cell array of strings
+        scipy.io.savemat(path, a)
+    elif fmt == "mat-v73":
+        path = folder / "f.mat"
+        _write_matlab_v73(path, a)  # ids and tag names as char matrices
+    elif fmt == "h5":
+        path = folder / "f.h5"
+        with h5py.File(path, "w") as f:
+            for k, v in a.items():
+                f[f"grp/{k}"] = v.astype("S") if v.dtype.kind == "U" else v
+        opts = {k: f"grp/{k}" for k in ("ids", "tags", "tag_names")}
+        opts.update(features="grp/X", labels="grp/labels", query="grp/query_index",
+                    database="grp/database_index", train="grp/train_index")
+        return path, opts
+    else:
+        path = folder / "f.npy"
+        np.save(path, a.pop("X"))
+        for k, v in a.items():
+            np.save(folder / f"{k}.npy", v)
+        return path, {"labels": "labels.npy", "ids": "ids.npy", "tags": "tags.npy", "tag_names": "tag_names.npy",
+                      "query": "query_index.npy", "database": "database_index.npy", "train": "train_index.npy"}
+    return path, {}
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("fmt", ["npz", "mat-v5", "mat-v73", "h5", "npy"])
+def test_every_format_reads_back_exactly_what_was_written(tmp_path, fmt, transpose):
+    """Features, labels, ids, tags and the split of each format, as written, without a run: rows stay rows
+    (MATLAB's column-major HDF5 and items stored as columns included), indices keep their base, text stays
+    text; and what the dataset records about the file names it."""
+    from hashbench.storage import file_digest
+
+    rng = np.random.default_rng(6)
+    n = 12
+    tags = (rng.random((n, 4)) < 0.5).astype(np.uint8)
+    arrays = {"X": rng.standard_normal((n, 5)), "labels": (rng.random((n, 3)) < 0.4).astype(np.uint8),
+              "ids": np.array([f"img{i:03d}" for i in rng.permutation(n)]), "tags": tags,
+              "tag_names": np.array(["sky", "ocean", "dog", "cat"]), "query_index": np.arange(0, 3),
+              "database_index": np.arange(3, n), "train_index": np.arange(5, n)}
+    path, opts = _write(fmt, tmp_path, arrays, transpose)
+    if fmt in ("npz", "mat-v5", "mat-v73"):
+        opts = {"features": "X"}  # the rest by their default names
+    ds = get_dataset("features-file", root=path, transpose=transpose, **opts)
+    feats, info = ds.precomputed_features(np.arange(n))
+    np.testing.assert_allclose(feats, arrays["X"].astype(np.float32))
+    assert feats.dtype == np.float32 and ds.layout == "matrix" and len(ds) == n
+    np.testing.assert_array_equal(ds.labels, arrays["labels"])
+    assert ds.ids == list(arrays["ids"])
+    assert ds.tags == [[w for w, t in zip(arrays["tag_names"], row) if t] for row in tags]
+    split = ds.make_split(5)  # the file's split, whatever the seed
+    assert split.protocol == "file"
+    for role in ("query", "database", "train"):
+        np.testing.assert_array_equal(getattr(split, role), arrays[f"{role}_index"])
+    fvar = path.name if fmt == "npy" else opts["features"]
+    assert ds.variables["features"] == fvar and set(ds.variables) >= {"labels", "ids", "tags", "query"}
+    sha = file_digest(path)[:16]
+    assert ds.config == {"file": path.name, "sha256": sha, "variables": ds.variables, "layout": "matrix",
+                         "transpose": transpose, "n_query": None}
+    assert ds.results_key() == "features-file-f"
+    assert ds.feature_spec().to_dict() == {"name": "features-file", "weights": "precomputed", "file": path.name,
+                                           "sha256": sha, "variable": fvar, "dim": 5}
+    assert info["cache_key"] == f"file:{path.name}@{sha}" and info["dim"] == 5 and info["provided"] is True
+    assert info["backbone"] == ds.feature_spec().to_dict() and fvar in info["description"]
+    part, _ = ds.precomputed_features(np.array([7, 2]))
+    np.testing.assert_allclose(part, arrays["X"][[7, 2]].astype(np.float32))
+
+
+def test_labels_ids_and_indices_in_the_forms_files_hold_them(tmp_path):
+    rng = np.random.default_rng(8)
+    x = rng.random((6, 3))
+    # class ids stored as doubles (MATLAB), as a column; numeric ids stored as doubles
+    p = tmp_path / "doubles.mat"
+    scipy.io.savemat(p, {"X": x, "gnd": np.array([[1.0], [3.0], [2.0], [1.0], [3.0], [2.0]]),
+                         "ids": np.array([10.0, 11, 12, 13, 14, 15])})
+    ds = get_dataset("features-file", root=p)
+    assert ds.labels.dtype == np.int64 and ds.labels.tolist() == [1, 3, 2, 1, 3, 2]
+    assert ds.ids == ["10", "11", "12", "13", "14", "15"] and ds.label_names == ["1", "2", "3"]
+    # no split in the file: a seeded random one; no ids: row numbers
+    p = tmp_path / "plain.npz"
+    np.savez(p, features=x, labels=np.array([0, 1, 0, 1, 0, 1]))
+    ds = get_dataset("features-file", root=p, n_query=2)
+    assert ds.ids == [str(i) for i in range(6)] and ds.config["n_query"] == 2
+    a, b = ds.make_split(0), ds.make_split(0)
+    np.testing.assert_array_equal(a.query, b.query)
+    assert a.protocol == "random" and a.query.size == 2 and a.database.size == 4
+    # non-integral class ids, NaN labels, non-integral indices: refused, naming the variable
+    for labels, message in ((np.array([0.5, 1, 0, 1, 0, 1]), "class labels must be integers"),
+                            (np.array([np.nan, 1, 0, 1, 0, 1]), "labels contain NaN or inf")):
+        p = tmp_path / "bad.npz"
+        np.savez(p, features=x, labels=labels)
+        with pytest.raises(DataError, match=rf"bad\.npz: variable 'labels': {message}"):
+            get_dataset("features-file", root=p)
+    p = tmp_path / "idx.npz"
+    np.savez(p, features=x, labels=np.zeros(6, int), query_index=np.array([0.5]), database_index=np.arange(1, 6),
+             train_index=np.arange(1, 6))
+    with pytest.raises(DataError, match=r"variable 'query_index' \(query indices\): must be integers"):
+        get_dataset("features-file", root=p)
+    # a .npy of features and labels in another folder, named by an absolute path
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "elsewhere").mkdir()
+    np.save(tmp_path / "elsewhere" / "y.npy", np.arange(6) % 2)
+    ds = get_dataset("features-file", root=tmp_path / "x.npy", labels=str(tmp_path / "elsewhere" / "y.npy"))
+    assert ds.labels.tolist() == [0, 1, 0, 1, 0, 1]
+
+
 def test_image_methods_are_refused_and_all_skips_them(tmp_path):
     path = tmp_path / "f.npz"
     rng = np.random.default_rng(0)
@@ -140,6 +259,17 @@ def test_tags_in_the_file_feed_tag_methods(tmp_path):
     assert ds.tags[0] == [n for n, t in zip(["sky", "sea", "dog", "cat"], tags[0]) if t]
 
 
+def test_tag_names_stored_as_hdf5_strings_are_text(tmp_path):
+    rng = np.random.default_rng(7)
+    path = tmp_path / "tagged.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["labels"] = rng.random((8, 3)), rng.integers(0, 2, 8)
+        f["tags"] = np.eye(8, 2, dtype=np.uint8)
+        f["tag_names"] = np.array(["sky", "sea"]).astype("S")  # h5py's usual strings: bytes
+    ds = get_dataset("features-file", root=path)
+    assert ds.tags[0] == ["sky"] and ds.tags[1] == ["sea"] and ds.tags[2] == []
+
+
 def test_prepare_says_the_features_come_from_the_file(tmp_path, capsys):
     rng = np.random.default_rng(2)
     path = tmp_path / "feats.mat"
@@ -161,6 +291,28 @@ def test_train_test_layout_of_the_matlab_suites(tmp_path):
     np.testing.assert_array_equal(split.query, np.arange(40, 50))
     np.testing.assert_array_equal(split.database, np.arange(40))
     assert split.protocol == "file"
+
+
+@pytest.mark.parametrize("fmt", ["mat-v5", "mat-v73"])
+def test_train_test_layout_trains_on_the_training_rows_only(tmp_path, fmt):
+    """The test rows are the queries; they never enter the training role (nor the database)."""
+    rng = np.random.default_rng(5)
+    arrays = {"traindata": rng.random((30, 4)), "testdata": rng.random((6, 4)) + 10.0,  # test rows stand out
+              "traingnd": rng.integers(1, 4, (30, 1)), "testgnd": rng.integers(1, 4, (6, 1))}
+    path = tmp_path / "suite.mat"
+    if fmt == "mat-v5":
+        scipy.io.savemat(path, arrays)
+    else:
+        _write_matlab_v73(path, arrays)
+    ds = get_dataset("features-file", root=path)
+    split = ds.make_split(0)
+    np.testing.assert_array_equal(split.train, np.arange(30))
+    train_x, _ = ds.precomputed_features(split.train)
+    np.testing.assert_allclose(train_x, arrays["traindata"].astype(np.float32))
+    np.testing.assert_array_equal(ds.labels[split.train], arrays["traingnd"].ravel())
+    query_x, _ = ds.precomputed_features(split.query)
+    np.testing.assert_allclose(query_x, arrays["testdata"].astype(np.float32))
+    assert not set(split.train) & set(split.query) and not set(split.database) & set(split.query)
 
 
 def test_split_indices_in_the_file_are_one_based_in_mat_files(tmp_path):

@@ -128,3 +128,61 @@ def test_store_cell_lock_uses_lock_files_and_recovers_a_killed_holder(tmp_path):
     held.write_text(json.dumps({"host": socket.gethostname(), "pid": _dead_pid(), "token": "x"}))
     with store.cell_lock(cell, blocking=False) as got:
         assert got
+
+
+class _ReplacedWhileJudging(LockFile):
+    """A waiter that judges the lock stale, and just then (before its re-check) the file changes under it."""
+
+    def __init__(self, path, change):
+        super().__init__(path, stale_after=3600)
+        self.change = change
+
+    def _is_stale(self, st, holder):
+        self.change()
+        return True
+
+
+@pytest.mark.parametrize("how", ["same token, new inode", "same inode, new token"])
+def test_stale_lock_is_deleted_only_if_it_is_still_the_same_inode_and_token(tmp_path, how):
+    """Breaking a lock re-reads it under the break file and deletes it only if both its inode and its
+    token are those it judged stale; a lock taken meanwhile (either differs) survives."""
+    path = tmp_path / "a.held"
+    old = json.dumps({"host": "another-host.invalid", "pid": 1, "token": "old"})
+    path.write_text(old)
+    keep_inode = open(path)  # the old inode stays allocated, so a new file cannot get its number
+    try:
+        def change():
+            if how == "same token, new inode":
+                fresh = tmp_path / "fresh"
+                fresh.write_text(old)
+                os.replace(fresh, path)
+            else:
+                with open(path, "r+") as f:  # rewritten in place: same inode, another holder
+                    f.truncate(0)
+                    f.write(json.dumps({"host": "another-host.invalid", "pid": 2, "token": "new"}))
+
+        before = os.stat(path).st_ino
+        waiter = _ReplacedWhileJudging(path, change)
+        assert waiter._break_if_stale()  # it went through the break file ...
+        assert path.exists()  # ... and deleted nothing
+        assert (os.stat(path).st_ino == before) == (how == "same inode, new token")
+        assert not path.with_name("a.held.break").exists()
+    finally:
+        keep_inode.close()
+    # the unchanged lock, judged stale, is deleted (so the two cases above are not vacuous)
+    waiter = _ReplacedWhileJudging(path, lambda: None)
+    assert waiter._break_if_stale() and not path.exists()
+
+
+def test_hold_releases_the_lock_when_its_body_raises(tmp_path):
+    path = tmp_path / "a.held"
+    lock = LockFile(path, stale_after=30)
+    with pytest.raises(KeyError):
+        with lock.hold() as got:
+            assert got and path.exists()
+            raise KeyError("the body failed")
+    assert not path.exists()  # released: no one waits for a dead body's lock
+    assert lock._thread is None  # and its heartbeat stopped
+    other = LockFile(path, stale_after=30)
+    assert other.try_acquire()  # at once, not after stale_after
+    other.release()

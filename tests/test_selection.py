@@ -352,3 +352,274 @@ def test_a_parameter_both_fixed_and_searched_is_refused(projection):
     with pytest.raises(ConfigError, match="unknown selection criterion 'mAP'"):
         run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), criterion="mAP",
                       echo=lambda s: None)
+
+
+# ----------------------------------------------------------------- ties, the selection key, chunks, the saved split
+class _Tied(_Projection):
+    """Its own label-free objective is 0 for k in {1, 3} and 1 otherwise: two trials tie for the best."""
+
+    def heldout_objective(self, features=None, tags=None, images=None):
+        return 0.0 if self.k in (1, 3) else 1.0
+
+
+@pytest.mark.parametrize("search_seed", range(4))
+def test_tied_scores_choose_the_earliest_trial_of_the_plan(projection, search_seed):
+    register_method("sel-tied")(_Tied)
+    try:
+        rec = run_selection("sel-tied", 8, _training(), validation_split(60, 12, 0), criterion="label-free",
+                            n_trials=5, search_seed=search_seed, echo=lambda s: None)
+    finally:
+        unregister_method("sel-tied")
+    order = [t["params"]["k"] for t in rec["trials"]]
+    first_tied = min(i for i, k in enumerate(order) if k in (1, 3))
+    assert sorted(order) == [0, 1, 2, 3, 4]
+    assert rec["best_trial"] == first_tied and rec["chosen"] == {"k": order[first_tied]}
+    assert rec["best_score"] == 0.0
+    # every trial tied: the first trial of the plan, whatever its parameters
+    every = run_selection("sel-projection", 8, _training(), validation_split(60, 12, 0), space={"scale": [1.0, 2.0, 3.0]},
+                          n_trials=3, search_seed=search_seed, echo=lambda s: None)
+    assert len({t["score"] for t in every["trials"]}) == 1  # the projection ignores scale: every score ties
+    assert every["best_trial"] == 0 and every["chosen"] == every["trials"][0]["params"]
+
+
+_KEY_BASE = dict(criterion="labels", n_trials=2, search_seed=0, seed=0, params={"scale": 1.0}, space={"k": [0, 1, 2]},
+                 topk=50, context={"dataset": {"name": "d", "ids_sha256": "a"}, "split_key": "s1", "backbone": {"w": 1}})
+
+
+@pytest.mark.parametrize("change", [
+    {"bits": 16},
+    {"criterion": "label-free"},
+    {"n_trials": 3},
+    {"search_seed": 1},
+    {"seed": 1},
+    {"params": {"scale": 2.0}},
+    {"space": {"k": [0, 1, 3]}},
+    {"topk": 40},
+    {"topk": None},
+    {"vsplit": (12, 1)},  # another validation seed
+    {"vsplit": (13, 0)},  # another validation size
+    {"context": {**_KEY_BASE["context"], "dataset": {"name": "d", "ids_sha256": "b"}}},
+    {"context": {**_KEY_BASE["context"], "split_key": "s2"}},
+    {"context": {**_KEY_BASE["context"], "backbone": {"w": 2}}},
+    {"method": "sel-objective"},
+])
+def test_resuming_under_any_other_setting_that_changes_the_result_is_refused(projection, tmp_path, change):
+    """Every field that changes a trial's score or the choice is in the selection key: a folder tuned
+    under one setting (mAP@50, say) is never resumed under another (mAP@40) as if its trials were valid."""
+    data = _training()
+
+    def call(**kw):
+        args = {**_KEY_BASE, **kw}
+        method, bits, vs = args.pop("method", "sel-projection"), args.pop("bits", 8), args.pop("vsplit", (12, 0))
+        return run_selection(method, bits, data, validation_split(60, vs[0], vs[1]), folder=tmp_path / "sel",
+                             echo=lambda s: None, **args)
+
+    first = call()
+    _Projection.fits = []
+    assert call()["key"] == first["key"] and _Projection.fits == []  # the same setting resumes: nothing runs again
+    with pytest.raises(ResultsError, match="another configuration"):
+        call(**change)
+    assert _Projection.fits == []  # refused before any trial ran
+    assert call(**change, force=True)["key"] != first["key"]
+
+
+def test_neighbour_relevance_is_right_past_the_first_chunk_of_queries():
+    rng = np.random.default_rng(4)
+    v, f = rng.standard_normal((11, 6)), rng.standard_normal((40, 6))
+    dist = ((v[:, None, :] - f[None, :, :]) ** 2).sum(-1)
+    expect = np.zeros((40, 11), dtype=np.uint8)
+    for q in range(11):
+        expect[np.argsort(dist[q])[:4], q] = 1  # k = round(0.1 * 40) nearest fit items
+    for chunk in (1, 3, 4, 11, 256):  # many chunks, a short last one, exactly one, more than enough
+        q_lab, f_lab = neighbour_relevance(v, f, fraction=0.1, chunk=chunk)
+        np.testing.assert_array_equal(q_lab, np.eye(11, dtype=np.uint8))
+        np.testing.assert_array_equal(f_lab, expect, err_msg=f"chunk={chunk}")
+
+
+class _ImageSpy(Hasher):
+    """Learns nothing; records which dataset items it was fitted on and asked to encode."""
+
+    requires = frozenset({"images"})
+    search_space: dict = {}
+    calls: list[tuple[str, list[int]]] = []
+
+    def _fit(self, features, images):
+        type(self).calls.append(("fit", images.indices.tolist()))
+
+    def _encode(self, features, images):
+        type(self).calls.append(("encode", images.indices.tolist()))
+        idx = np.asarray(images.indices)
+        return ((idx[:, None] >> np.arange(self.bits)) & 1).astype(np.uint8)
+
+
+def test_the_saved_validation_split_is_the_one_used(tmp_path):
+    """The ids saved as the validation split are exactly the items encoded as validation queries, and its
+    fit ids exactly the items fitted on: another lab loading the file gets the very split we scored on."""
+    register_method("sel-image-spy")(_ImageSpy)
+    _ImageSpy.calls = []
+    try:
+        (rec,) = _tune(tmp_path, "sel-tiny-clean", ["sel-image-spy"], val_seed=3)
+    finally:
+        unregister_method("sel-image-spy")
+    ds = _Split()
+    (fit, fit_items), (enc_v, val_items), (enc_f, fit_again) = _ImageSpy.calls
+    assert (fit, enc_v, enc_f) == ("fit", "encode", "encode") and fit_again == fit_items
+    (saved,) = (tmp_path / "sel-tiny-clean" / "sel-tiny" / "selection" / "validation").glob("*.json")
+    vs = json.loads(saved.read_text())
+    assert vs["validation"] == [ds.ids[i] for i in val_items]
+    assert vs["fit"] == [ds.ids[i] for i in fit_items]
+    assert vs["seed"] == 3 and len(vs["validation"]) == 10 == rec["validation_split"]["validation"]
+    assert rec["validation_split_file"] == str(saved.relative_to(tmp_path / "sel-tiny-clean"))
+
+
+# ----------------------------------------------------------------- from the mutation run's survivors
+def _silent(*args, **kw):
+    return run_selection(*args, echo=lambda s: None, **kw)
+
+
+def test_labels_score_is_the_tie_aware_map_at_k_of_the_fit_items(projection):
+    from hashbench.evaluation import mean_average_precision
+
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    rec = _silent("sel-projection", 8, data, vs, n_trials=5, topk=5)
+    at_all = []
+    for t in rec["trials"]:
+        h = _Projection(bits=8, k=t["params"]["k"]).fit(data.features[vs.fit])
+        args = (h.encode(data.features[vs.val]), h.encode(data.features[vs.fit]), data.labels[vs.val],
+                data.labels[vs.fit])
+        assert t["score"] == pytest.approx(mean_average_precision(*args, topk=5, ties="tie-aware"))
+        at_all.append(mean_average_precision(*args, topk=None, ties="tie-aware"))
+        assert t["measure"] == "validation mAP@5"
+    assert [t["score"] for t in rec["trials"]] != pytest.approx(at_all)  # K matters here
+    assert "mAP@5 of validation queries" in rec["criterion_description"]
+    whole = _silent("sel-projection", 8, data, vs, n_trials=1, topk=None)
+    assert whole["trials"][0]["measure"] == "validation mAP@all" and "mAP@all of" in whole["criterion_description"]
+
+
+def test_generic_label_free_score_is_the_tie_aware_map_against_feature_neighbours(projection):
+    from hashbench.evaluation import mean_average_precision
+    from hashbench.selection.criteria import neighbour_score
+
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    rec = _silent("sel-projection", 8, data, vs, criterion="label-free", n_trials=2)
+    relevance = neighbour_relevance(data.features[vs.val], data.features[vs.fit])
+    for t in rec["trials"]:
+        h = _Projection(bits=8, k=t["params"]["k"]).fit(data.features[vs.fit])
+        expect = mean_average_precision(h.encode(data.features[vs.val]), h.encode(data.features[vs.fit]), *relevance,
+                                        topk=None, ties="tie-aware")
+        assert t["score"] == pytest.approx(expect)
+    # over the whole fit set, however large (not the evaluator's default K of 5,000)
+    rng = np.random.default_rng(3)
+    fit_codes, val_codes = rng.integers(0, 2, (6000, 6)), rng.integers(0, 2, (5, 6))
+    rel = neighbour_relevance(rng.standard_normal((5, 3)), rng.standard_normal((6000, 3)))
+    assert neighbour_score(val_codes, fit_codes, rel) == pytest.approx(
+        mean_average_precision(val_codes, fit_codes, *rel, topk=None, ties="tie-aware"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_neighbour_relevance_takes_exactly_the_k_nearest(seed):
+    rng = np.random.default_rng(seed)
+    n_fit = int(rng.integers(20, 90))
+    v, f = rng.standard_normal((9, 4)), rng.standard_normal((n_fit, 4))
+    dist = ((v[:, None, :] - f[None, :, :]) ** 2).sum(-1)
+    for fraction in (0.005, 0.02, 0.1, 0.3):
+        k = max(1, int(round(fraction * n_fit)))
+        _, f_lab = neighbour_relevance(v, f, fraction=fraction, chunk=4)
+        for q in range(9):
+            assert set(np.flatnonzero(f_lab[:, q])) == set(np.argsort(dist[q])[:k]), (fraction, q)
+
+
+class _Failing(_WithObjective):
+    """Its objective is NaN at k = 2 and inf at k = 3, the would-be best trials."""
+
+    def heldout_objective(self, features=None, tags=None, images=None):
+        return {2: float("nan"), 3: float("inf")}.get(self.k, abs(self.k - 2) + 0.5)
+
+
+def test_a_non_finite_objective_ranks_last(projection):
+    register_method("sel-failing")(_Failing)
+    try:
+        rec = _silent("sel-failing", 8, _training(), validation_split(60, 12, 0), criterion="label-free", n_trials=5)
+    finally:
+        unregister_method("sel-failing")
+    scores = {t["params"]["k"]: t["score"] for t in rec["trials"]}
+    assert scores[2] == scores[3] == -np.inf and rec["chosen"] in ({"k": 1}, {"k": 4})
+    assert rec["best_score"] == -1.5
+
+
+def test_each_trial_records_where_its_training_stopped(projection):
+    register_method("sel-deep")(_DeepStub)
+    lines: list[str] = []
+    try:
+        rec = run_selection("sel-deep", 16, _training(), validation_split(60, 12, 0), n_trials=2, echo=lines.append)
+    finally:
+        unregister_method("sel-deep")
+    assert all(t["convergence"] == {"max_epochs": 9, "epochs_run": 5, "best_epoch": 3} for t in rec["trials"])
+    assert all("best epoch 3" in s for s in lines)
+    assert all(t["fit_s"] >= 0 and t["score_s"] >= 0 for t in rec["trials"])
+
+
+class _TagSpy(_Projection):
+    requires = frozenset({"features", "tags"})
+    seen: list = []
+
+    def _fit(self, features, tags):
+        type(self).seen.append([list(t) for t in tags])
+        super()._fit(features)
+
+
+def test_a_tag_method_gets_the_fit_items_tags_and_no_tags_is_refused(projection):
+    register_method("sel-tags")(_TagSpy)
+    _TagSpy.seen = []
+    data, vs = _training(), validation_split(60, 12, 0)
+    tagged = TrainingData(ids=data.ids, features=data.features, labels=data.labels,
+                          tags=[[f"t{i}", "x"] for i in range(60)])
+    try:
+        _silent("sel-tags", 8, tagged, vs, n_trials=1)
+        with pytest.raises(ConfigError, match="learns from tags, and the dataset has none"):
+            _silent("sel-tags", 8, data, vs, n_trials=1)
+    finally:
+        unregister_method("sel-tags")
+    assert _TagSpy.seen == [[[f"t{i}", "x"] for i in vs.fit]]
+
+
+def test_a_blank_line_in_the_trials_file_is_skipped_not_the_end(projection, tmp_path):
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    folder = tmp_path / "sel"
+    _silent("sel-projection", 8, data, vs, n_trials=4, folder=folder)
+    lines = (folder / "trials.jsonl").read_text().splitlines()
+    (folder / "trials.jsonl").write_text("\n".join(lines[:1] + [""] + lines[1:]) + "\n")
+    _Projection.fits = []
+    _silent("sel-projection", 8, data, vs, n_trials=4, folder=folder)
+    assert _Projection.fits == []  # every finished trial was read, before and after the blank line
+
+
+def test_a_stored_selection_is_loaded_for_its_split_only_and_summarised(projection, tmp_path):
+    from hashbench.selection import load_selection, selection_folder, summary
+
+    data, vs = _training(), validation_split(60, 12, seed=0)
+    folder = selection_folder(tmp_path, "ds", "sel-projection", 8, "labels")
+    assert folder == tmp_path / "ds" / "selection" / "sel-projection" / "8bits" / "labels"
+    rec = _silent("sel-projection", 8, data, vs, n_trials=8, folder=folder, context={"split_key": "s1"})
+    loaded = load_selection(tmp_path, "ds", "sel-projection", 8, "labels", split_key="s1")
+    assert loaded == json.loads(json.dumps(rec)) and loaded["key"] == rec["key"]
+    assert load_selection(tmp_path, "ds", "sel-projection", 8, "labels")["chosen"] == rec["chosen"]
+    with pytest.raises(ConfigError, match="made on split s1, this run uses s2; tune again"):
+        load_selection(tmp_path, "ds", "sel-projection", 8, "labels", split_key="s2")
+    with pytest.raises(ConfigError, match=r"no stored selection for sel-projection at 16 bits \(criterion labels\).*"
+                                          r"tune --methods sel-projection --bits 16 --criterion labels"):
+        load_selection(tmp_path, "ds", "sel-projection", 16, "labels")
+    s = summary(loaded, path="x/selection.json")
+    assert s == {"criterion": "labels", "criterion_description": rec["criterion_description"],
+                 "chosen": rec["chosen"], "best_score": rec["best_score"], "n_trials_run": 5, "budget": 8,
+                 "grid_size": 5, "search_space": {"k": [0, 1, 2, 3, 4]}, "validation_split": rec["validation_split"],
+                 "key": rec["key"], "file": "x/selection.json"}
+    assert rec["validation_split"] == {"seed": 0, "key": vs.key(data.ids), "fit": 48, "validation": 12}
+    assert {k: rec[k] for k in ("method", "base_method", "bits", "seed", "criterion", "topk", "budget",
+                                "search_seed", "fixed_params", "split_key")} == {
+        "method": "sel-projection", "base_method": "sel-projection", "bits": 8, "seed": 0, "criterion": "labels",
+        "topk": 5000, "budget": 8, "search_seed": 0, "fixed_params": {}, "split_key": "s1"}
+    assert rec["params"] == rec["chosen"] and rec["grid_size"] == 5 == rec["n_trials_run"]  # the budget covers the grid
+    (folder / "selection.json").write_text("{not json")
+    with pytest.raises(ResultsError, match="not valid JSON"):
+        load_selection(tmp_path, "ds", "sel-projection", 8, "labels")

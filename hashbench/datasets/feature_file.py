@@ -415,7 +415,8 @@ class FeatureFileDataset(HashingDataset):
             if not np.isin(t, (0, 1)).all():
                 raise DataError(f"{where}: the tag matrix must hold only 0 and 1")
             nvar = tag_names if reader.kind == ".npy" else self._pick(reader, "tag_names", tag_names, required=False)
-            names = ([str(s) for s in np.asarray(self._array(reader, "tag_names", nvar)).reshape(-1)]
+            # _id_text: HDF5 stores strings as bytes (str() would name a tag "b'sky'", a word no vector knows)
+            names = ([_id_text(s) for s in np.asarray(self._array(reader, "tag_names", nvar)).reshape(-1).tolist()]
                      if nvar is not None else [f"tag{j}" for j in range(t.shape[1])])
             if len(names) != t.shape[1]:
                 raise DataError(f"{self.path}: variable {nvar!r}: {len(names)} tag names for {t.shape[1]} tag columns")

@@ -169,7 +169,8 @@ def compare_protocol(data: ReportData, protocol: Protocol, tables: list[MetricTa
         if same.empty:
             return [], (f"No published number applies to {protocol.label}: no paper in hashbench's published data "
                         f"reports on dataset {protocol.name} (published settings: {_settings_text(published)}).")
-        opts = ", ".join(f"{k}={protocol.options.get(k)}" for r in same["options"] for k in r)
+        keys = dict.fromkeys(k for r in same["options"] for k in r)  # once each, not once per published row
+        opts = ", ".join(f"{k}={protocol.options.get(k)}" for k in keys)
         return [], (f"No published number applies to {protocol.label}: its setting (protocol "
                     f"'{protocol.protocol_name}'{', ' + opts if opts else ''}) is not a published one "
                     f"({_settings_text(same)}).")
