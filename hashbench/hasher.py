@@ -10,7 +10,7 @@ Every method is fitted and used through the same two calls::
 A method declares what it needs in the class attribute ``requires``, a subset of
 ``{"features", "tags", "images"}``:
 
-* classical methods (ITQ, LSH, ...) need ``{"features"}``: the cached AlexNet FC2
+* classical methods (ITQ, LSH, ...) need ``{"features"}``: the cached backbone
   features of the training set;
 * UDHT on a frozen backbone and the tag-binary baseline need ``{"features", "tags"}``;
 * end-to-end UDHT needs ``{"images", "tags"}``: an :class:`~hashbench.features.ImageInput`

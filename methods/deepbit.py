@@ -1,6 +1,6 @@
 """DeepBit (Lin, Lu, Chen & Zhou, CVPR 2016): compact binary descriptors learned without labels.
 
-* ``deepbit`` -- :class:`DeepBit`, the hash layer on the cached AlexNet FC2 features;
+* ``deepbit`` -- :class:`DeepBit`, the hash layer on the cached backbone features (AlexNet FC2 on real data, the paper's; EfficientNet-Lite0 on the embedded default);
 * ``deepbit-e2e`` -- :class:`DeepBitEndToEnd`, from images, with rotated copies of the training images.
 """
 
@@ -84,7 +84,7 @@ _DOC = """
     Lin, Lu, Chen & Zhou, *Learning compact binary descriptors with
     unsupervised deep neural networks*, CVPR 2016. A K-unit hash layer on top
     of a pre-trained CNN's last hidden layer (VGG-16 fc7 in the paper; here
-    AlexNet FC2, the features every method of this suite sees); the codes are
+    the cached backbone features every method of this suite sees); the codes are
     b = 1[h > 0.5] (eq. 1, number recalled). Three criteria (eq. 2-5, numbers
     recalled): minimal quantisation loss, evenly distributed bits, invariance
     to rotation.
@@ -226,7 +226,7 @@ class _DeepBitBase(Hasher):
 @record_defaults("deepbit")
 class DeepBit(_DeepBitBase):
     __doc__ = (
-        """DeepBit on the cached AlexNet FC2 features: the hash layer trained with stage 1's L_q + L_e.
+        """DeepBit on the cached backbone features: the hash layer trained with stage 1's L_q + L_e.
 """
         + _DOC
         + """
@@ -240,7 +240,7 @@ class DeepBit(_DeepBitBase):
     )
 
     display_name = "DeepBit"
-    summary = "DeepBit's hash layer (quantisation + even-distribution losses, stage 1) on cached AlexNet FC2 features"
+    summary = "DeepBit's hash layer (quantisation + even-distribution losses, stage 1) on cached backbone features"
     paper = PAPER
     requires = frozenset({"features"})
 

@@ -1,6 +1,6 @@
 """The UDHT paper's tag-binary baseline (Gattupalli & Li, 2018, section 3.5).
 
-* ``tag-binary`` -- :class:`TagBinary`, on the cached AlexNet FC2 features (frozen backbone);
+* ``tag-binary`` -- :class:`TagBinary`, on the cached backbone features (frozen backbone);
 * ``tag-binary-e2e`` -- :class:`TagBinaryEndToEnd`, the backbone fine-tuned from images, as the paper
   trains it (its top by default: ``finetune``; its shipped defaults are not the paper's values).
 """
@@ -204,7 +204,7 @@ class TagBinary(_TagBinaryMixin, TagHashingBase):
     #: (the baseline's only loss-weight ratio; the paper grid-searched its weights over 0.01-100)
     search_space = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "lambda3": [0.1, 1.0, 10.0]}
     configurations = {"paper": dict(_PAPER), "authors-code": dict(_AUTHORS)}
-    summary = "UDHT paper's baseline: H1 with a contrastive loss on shared binary tags, on cached AlexNet FC2 features"
+    summary = "UDHT paper's baseline: H1 with a contrastive loss on shared binary tags, on cached backbone features"
     paper = PAPER
     requires = frozenset({"features", "tags"})
     end_to_end = False

@@ -261,7 +261,7 @@ class UDHTFrozen(_UDHTMixin, TagHashingBase):
     search_space = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "lambda2": [1.0, 10.0, 100.0]}
     #: ``udht-frozen@paper``, ``udht-frozen@authors-code`` (see the README's configuration table)
     configurations = {"paper": dict(_PAPER_FROZEN), "authors-code": dict(_AUTHORS_FROZEN)}
-    summary = "UDHT's FC3/H1/H2 heads with its three losses, trained on cached AlexNet FC2 features and tag word vectors"
+    summary = "UDHT's FC3/H1/H2 heads with its three losses, trained on cached backbone features and tag word vectors"
     paper = PAPER
     requires = frozenset({"features", "tags"})
     end_to_end = False

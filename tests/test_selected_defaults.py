@@ -20,6 +20,7 @@ from hashbench.selection.record import (
     check_record,
     describe,
 )
+from hashbench.selection.space import grid_size
 from hashbench_methods import _selected
 
 
@@ -52,12 +53,36 @@ def test_the_selected_entries_chose_their_best_trial_with_one_budget():
         if entry["status"] != SELECTED:
             continue
         assert set(entry["defaults"]) == set(get_method(name).search_space), name  # the record fits today's space
-        budgets.add(len(entry["trials"]))
+        # one budget: every selected method ran min(budget, its grid's size) trials
+        n = min(rec["config"]["budget"], grid_size(get_method(name).search_space))
+        budgets.add("budget" if len(entry["trials"]) == n else (name, len(entry["trials"])))
         finished = [t for t in entry["trials"] if not t.get("failed")]
         best = max(finished, key=lambda t: (t["score"], -t["trial"]))
         assert best["params"] == entry["defaults"] and best["score"] == entry["best_score"]
         assert len({json.dumps(t["params"], sort_keys=True) for t in entry["trials"]}) == len(entry["trials"])
-    assert budgets == {rec["config"]["budget"]}  # the same number of trials for every selected method
+    assert budgets == {"budget"}  # the same number of trials for every selected method (or its whole grid)
+
+
+def test_every_method_of_the_main_job_with_a_search_space_was_selected_in_the_one_run():
+    """The fair race (issue 24): no method of `--methods all` runs on hand-set values.
+
+    Methods outside `all` (supervised references, the slow end-to-end modes) may be left
+    out of the selection run only with a recorded reason; their twins inherit."""
+    rec = _record()
+    main_job = [m for m in available_methods()
+                if get_method(m).in_default_run and not get_method(m).is_supervised()]
+    assert len(main_job) >= 17
+    for name in main_job:
+        cls, entry = get_method(name), rec["methods"][name]
+        if cls.inherits_defaults_from:
+            assert entry["status"] == INHERITED, name
+        elif cls.search_space:
+            assert entry["status"] == SELECTED, f"{name}: {entry['status']}"
+        else:
+            assert entry["status"] == NOTHING, name
+    for name, entry in rec["methods"].items():
+        if entry["status"] == HAND_SET:
+            assert name not in main_job and len(entry["why"]) > 40, name
 
 
 def test_runs_use_the_recorded_values_and_a_users_parameter_still_wins():
@@ -185,7 +210,8 @@ def test_every_result_and_the_report_say_which_status_applies(tmp_path):
     rows = {r["method"]: r for r in hyperparameter_rows(load_report_data(tmp_path))}
     assert rows["UDHT (frozen backbone)"]["defaults"] == SELECTED
     assert "selected by `tune`" in rows["UDHT (frozen backbone)"]["how chosen"]
-    assert "lambda2=10, lr=0.01" in rows["UDHT (frozen backbone)"]["how chosen"]
+    chosen = _record()["methods"]["udht-frozen"]["defaults"]
+    assert f"lambda2={chosen['lambda2']:g}, lr={chosen['lr']:g}" in rows["UDHT (frozen backbone)"]["how chosen"]
     assert rows["LSH"]["defaults"] == NOTHING and "nothing to select" in rows["LSH"]["how chosen"]
     # the user's --param over a selected value: said, not hidden
     assert rows["Tag-binary baseline (frozen backbone)"]["defaults"] == "selected (overridden)"
