@@ -242,7 +242,8 @@ class TagBinaryEndToEnd(_TagBinaryMixin, TagHashingBase):
     )
 
     display_name = "Tag-binary baseline"
-    search_space = {"lr": [1e-3, 1e-2, 3e-2], "lambda3": [0.1, 1.0, 10.0]}
+    #: ``tag-binary``'s grid, so that the values it inherits from there are candidates of its own ``tune``
+    search_space = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "lambda3": [0.1, 1.0, 10.0]}
     inherits_defaults_from = "tag-binary"
     inherits_defaults_because = (
         "end-to-end training costs minutes per trial on a 2-core CPU; it trains the same head with the same losses as tag-binary, whose values it takes"

@@ -391,9 +391,9 @@ class UDHT(_UDHTMixin, TagHashingBase):
     )
 
     display_name = "UDHT"
-    #: 9 points: every end-to-end trial fine-tunes AlexNet, so a coarser learning-rate grid than
-    #: ``udht-frozen``'s; the pre-trained layers keep the paper's 1e-4
-    search_space = {"lr": [1e-3, 1e-2, 3e-2], "lambda2": [1.0, 10.0, 100.0]}
+    #: ``udht-frozen``'s grid, so that the values it inherits from there are candidates of its own
+    #: ``tune``; the pre-trained layers keep the paper's 1e-4
+    search_space = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "lambda2": [1.0, 10.0, 100.0]}
     inherits_defaults_from = "udht-frozen"
     inherits_defaults_because = (
         "end-to-end training costs minutes per trial on a 2-core CPU; it trains the same FC3/H1/H2 head with the same losses as udht-frozen, whose values it takes"

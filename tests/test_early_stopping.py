@@ -42,7 +42,7 @@ FAST = {
     "iah": {"hidden": 16},
     "udht": {"word_vector_dim": 16, "warmup_epochs": 3},
     "udht-frozen": {"word_vector_dim": 16},
-    "tag-binary-e2e": {"warmup_epochs": 3, "backbone_lr": 0.01},
+    "tag-binary-e2e": {"warmup_epochs": 3, "backbone_lr": 0.01, "lr": 0.03},
     "uh-bdnn": {"hidden": (16, 12), "lbfgs_iter": 10},
     # one batch an epoch: each fine-tuning step moves AlexNet's 50 million top weights
     "usdh-e2e": {"finetune_epochs": 2, "rotation_angles": (10.0,), "batch_size": 64},
@@ -98,6 +98,15 @@ def _inputs(requires: frozenset, garbage: bool) -> tuple[dict, dict]:
         fit = {"images": ImageInput(data, items, spec)}
         held = {"images": ImageInput(data, items[val], spec)}
         tags = [list(data.tags[i]) for i in items]
+        if "features" in requires:  # CIBHash: the images' cached features beside the images (its centring, its codes)
+            import torch
+
+            with torch.no_grad():
+                x = fit["images"].build_backbone().eval()(torch.as_tensor(fit["images"].tensors(np.arange(N_IMAGES))))
+            x = x.numpy().astype(np.float32)
+            if garbage:
+                x[val] = rng.standard_normal((val.size, x.shape[1])).astype(np.float32) * 50 - 20
+            fit["features"], held["features"] = x, x[val]
     else:
         x, _, tags = clustered_with_tags(n=N_FEATURES, d=24)
         _, val = holdout_split(N_FEATURES, VAL_FRACTION, 0)
@@ -130,7 +139,7 @@ def _heldout_curve(history: dict) -> list[float]:
 
 def test_the_family_is_found():
     assert {"dh", "uh-bdnn", "deepbit", "deepbit-e2e", "udht", "udht-frozen", "tag-binary", "tag-binary-e2e",
-            "usdh", "usdh-e2e", "pludh", "pludh-e2e", "iah"} <= set(EARLY_STOPPING)
+            "usdh", "usdh-e2e", "pludh", "pludh-e2e", "iah", "greedyhash", "bihalf", "cibhash"} <= set(EARLY_STOPPING)
 
 
 @pytest.mark.parametrize("name", EARLY_STOPPING)

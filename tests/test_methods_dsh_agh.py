@@ -15,7 +15,7 @@ from .test_methods_common import clustered
 def test_dsh_keeps_the_best_balanced_bisector_planes():
     x, _ = clustered(seed=6, n=700, d=16, sub=6, sep=1.5)
     bits = 10
-    h = hashbench.create("dsh", bits=bits, seed=1).fit(x)
+    h = hashbench.create("dsh", bits=bits, seed=1, alpha=1.5, r=3).fit(x)  # the paper's values (the shipped ones are selected)
     c = h.cluster_centers_
     k = len(c)
     assert k == 15  # round(1.5 * 10)

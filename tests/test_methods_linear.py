@@ -63,7 +63,7 @@ def test_pcah_uses_n_minus_1_directions_at_most():
 def test_itq_loss_non_increasing_rotation_orthogonal_and_codes_defined_by_it():
     x, _ = clustered(seed=4, n=500, d=40, sub=10, sep=1.0)
     x = x.astype(np.float64)  # float64 all through, to compare with numpy to 1e-8
-    h = hashbench.create("itq", bits=16, seed=3).fit(x)
+    h = hashbench.create("itq", bits=16, seed=3, n_iter=50).fit(x)
     loss = np.array(h.history_["quantization_loss"])
     assert loss.shape == (50,)
     assert np.all(np.diff(loss) <= 1e-9 * loss[0])

@@ -20,6 +20,7 @@ import pytest
 import torch
 from torch import nn
 
+import hashbench
 from hashbench_methods import _cosine_head, bihalf, cibhash, greedyhash
 from hashbench_methods.bihalf import BiHalf
 from hashbench_methods.cibhash import CIBHash
@@ -160,11 +161,13 @@ def cibhash_step_mismatches(est: CIBHash) -> list[str]:
 
 
 def greedyhash_default() -> GreedyHash:
-    return GreedyHash(bits=16)
+    """The code's values (``greedyhash@authors-code``); the shipped defaults are selected."""
+    return hashbench.create("greedyhash@authors-code", bits=16)
 
 
 def bihalf_default() -> BiHalf:
-    return BiHalf(bits=16)
+    """The code's values (``bihalf@authors-code``); the shipped defaults are selected."""
+    return hashbench.create("bihalf@authors-code", bits=16)
 
 
 def cibhash_default() -> CIBHash:
@@ -179,15 +182,16 @@ def test_the_records_name_their_source():
         assert src["repository"] == repo and len(src["commit"]) == 40 and src["file"] and src["how"]
 
 
-def test_the_defaults_are_the_official_values():
+def test_the_authors_code_configurations_are_the_official_values():
     g, b, c = load("greedyhash")["official"], load("bihalf")["official"], load("cibhash")["official"]
-    assert GreedyHash().lr == g["learning_rate"] and "momentum=0.9, weight_decay=5e-4" in g["optimizer_line"]
+    gh, bh = greedyhash_default(), bihalf_default()
+    assert gh.lr == g["learning_rate"] and "momentum=0.9, weight_decay=5e-4" in g["optimizer_line"]
     # (weight decay moves three steps at lr 1e-4 by ~1e-7: too little for the step figures, so checked here)
-    assert (GreedyHash().momentum, GreedyHash().weight_decay, GreedyHash().alpha) == (0.9, 5e-4, 0.1)
-    assert (BiHalf().momentum, BiHalf().weight_decay) == (0.9, 5e-4) and "momentum=0.9, weight_decay=5e-4" in b[
+    assert (gh.momentum, gh.weight_decay, gh.alpha, gh.center) == (0.9, 5e-4, 0.1, False)
+    assert (bh.momentum, bh.weight_decay, bh.center) == (0.9, 5e-4, False) and "momentum=0.9, weight_decay=5e-4" in b[
         "optimizer_line"]
     assert "0.1 * loss2" in g["executed_loss_lines"]
-    assert BiHalf().gamma == b["gamma"] and BiHalf().lr == b["learning_rate"]
+    assert bh.gamma == b["gamma"] and bh.lr == b["learning_rate"]
     assert (CIBHash().temperature, CIBHash().weight, CIBHash().lr, CIBHash().batch_size) == (
         c["temperature"], c["weight"], c["lr"], c["batch_size_default"])
 

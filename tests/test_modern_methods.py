@@ -273,7 +273,7 @@ def test_bihalf_learning_rate_decays_as_the_script_does(data, monkeypatch):
         return original(self, *a, **k)
 
     monkeypatch.setattr(torch.optim.SGD, "step", step)
-    hashbench.create("bihalf", bits=8, max_epochs=3, patience=10, lr_decay_epochs=2, batch_size=100,
+    hashbench.create("bihalf", bits=8, lr=1e-4, max_epochs=3, patience=10, lr_decay_epochs=2, batch_size=100,
                      device="cpu").fit(x[:300])
     assert sorted(set(seen), reverse=True) == pytest.approx([1e-4, 1e-5])
     assert seen.index(1e-5) == 2 * 3  # epochs 1-2 at lr (3 batches each), epoch 3 at lr / 10

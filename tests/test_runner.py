@@ -67,7 +67,7 @@ def test_cell_records_config_versions_hardware_and_timings(tmp_path):
     assert r["provenance"]["code_version"].startswith(hashbench.__version__)
     assert {"fit_s", "encode_s", "evaluate_s"} <= set(r["timings"])
     assert r["evaluation"]["ties"] == "random" and r["evaluation"]["empty"] == "zero"
-    assert len(r["history"]["quantization_loss"]) == 50
+    assert len(r["history"]["quantization_loss"]) == r["method"]["params"]["n_iter"] == hashbench.create("itq").n_iter
     assert r["dataset"]["split"]["sizes"] == {"query": 16, "database": 64, "train": 64}
 
 

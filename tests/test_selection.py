@@ -542,8 +542,11 @@ def test_a_non_finite_objective_ranks_last(projection):
         rec = _silent("sel-failing", 8, _training(), validation_split(60, 12, 0), criterion="label-free", n_trials=5)
     finally:
         unregister_method("sel-failing")
-    scores = {t["params"]["k"]: t["score"] for t in rec["trials"]}
-    assert scores[2] == scores[3] == -np.inf and rec["chosen"] in ({"k": 1}, {"k": 4})
+    trials = {t["params"]["k"]: t for t in rec["trials"]}
+    # a non-finite objective is a failed trial (its reason kept, no score), ranked below every finished one
+    assert trials[2]["score"] is None and trials[3]["score"] is None
+    assert trials[2]["failed"] == "the held-out objective is nan" and "objective is inf" in trials[3]["failed"]
+    assert rec["chosen"] in ({"k": 1}, {"k": 4}) and rec["n_failed"] == 2
     assert rec["best_score"] == -1.5
 
 
@@ -613,7 +616,7 @@ def test_a_stored_selection_is_loaded_for_its_split_only_and_summarised(projecti
     assert s == {"criterion": "labels", "criterion_description": rec["criterion_description"],
                  "chosen": rec["chosen"], "best_score": rec["best_score"], "n_trials_run": 5, "budget": 8,
                  "grid_size": 5, "search_space": {"k": [0, 1, 2, 3, 4]}, "validation_split": rec["validation_split"],
-                 "key": rec["key"], "file": "x/selection.json"}
+                 "key": rec["key"], "file": "x/selection.json", "failed": []}  # no trial failed
     assert rec["validation_split"] == {"seed": 0, "key": vs.key(data.ids), "fit": 48, "validation": 12}
     assert {k: rec[k] for k in ("method", "base_method", "bits", "seed", "criterion", "topk", "budget",
                                 "search_seed", "fixed_params", "split_key")} == {

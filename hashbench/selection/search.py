@@ -223,6 +223,11 @@ def run_selection(
     if criterion not in criteria.CRITERIA:
         raise ConfigError(f"unknown selection criterion {criterion!r}; choose one of {', '.join(criteria.CRITERIA)}")
     cls, preset = resolve_method(method)
+    # inputs the data lacks are a configuration error, refused before any trial (not twelve failed trials)
+    if "tags" in cls.requires and data.tags is None:
+        raise ConfigError(f"{method}: this method learns from tags, and the dataset has none")
+    if "images" in cls.requires and data.images is None:
+        raise ConfigError(f"{method}: this method learns from images, and none were given to selection")
     space = check_search_space(cls, space, who=method)
     params = dict(params or {})
     both = sorted(set(space) & set(params))
