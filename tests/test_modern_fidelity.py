@@ -20,7 +20,6 @@ import pytest
 import torch
 from torch import nn
 
-import hashbench
 from hashbench_methods import _cosine_head, bihalf, cibhash, greedyhash
 from hashbench_methods.bihalf import BiHalf
 from hashbench_methods.cibhash import CIBHash
@@ -162,12 +161,12 @@ def cibhash_step_mismatches(est: CIBHash) -> list[str]:
 
 def greedyhash_default() -> GreedyHash:
     """The code's values (``greedyhash@authors-code``); the shipped defaults are selected."""
-    return hashbench.create("greedyhash@authors-code", bits=16)
+    return GreedyHash(bits=16, **GreedyHash.configurations["authors-code"])  # (a mutant's patched __init__ too)
 
 
 def bihalf_default() -> BiHalf:
     """The code's values (``bihalf@authors-code``); the shipped defaults are selected."""
-    return hashbench.create("bihalf@authors-code", bits=16)
+    return BiHalf(bits=16, **BiHalf.configurations["authors-code"])
 
 
 def cibhash_default() -> CIBHash:
