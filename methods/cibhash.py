@@ -142,7 +142,9 @@ class CIBHash(Hasher):
     # and our centring
     search_space = {"temperature": [0.2, 0.3, 0.4], "weight": [0.001, 0.005, 0.0005, 0.0001, 0.00005, 0.00001],
                     "lr": [0.003, 0.001, 0.0003, 0.0001], "batch_size": [64, 128, 256], "center": [False, True]}
-    configurations = {"authors-code": {"max_train_images": None, "center": False}}
+    # the code's defaults (the shipped ones come from the shared selection, over the code's own grid)
+    configurations = {"authors-code": {"max_train_images": None, "center": False, "temperature": 0.3,
+                                       "weight": 0.001, "lr": 1e-3, "batch_size": 64}}
     row_group = AFTER_UDHT
 
     def __init__(
