@@ -299,7 +299,7 @@ def test_cibhash_fits_on_two_views_and_encodes_the_plain_images(tiny, tmp_path, 
     train = np.arange(8, 40)
     images = ImageInput(data, train, spec)
     feats = _features(data, train, spec)
-    kw = {"max_epochs": 3, "batch_size": 8, "hidden": 32, "device": "cpu"}
+    kw = {"max_epochs": 3, "batch_size": 8, "hidden": 32, "device": "cpu", "center": True}  # (the default is selected)
     h = hashbench.create("cibhash", bits=8, seed=0, **kw)
     with pytest.raises(NotFittedError):
         h.encode(feats)
