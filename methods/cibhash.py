@@ -137,7 +137,7 @@ class CIBHash(Hasher):
     requires = frozenset({"features", "images"})
     in_default_run = False
     not_in_default_run_because = ("two augmented views of every training image through the backbone each epoch: "
-                                  "3-6 minutes per cell on 2 CPU cores, beyond the main job's budget")
+                                  "5-11 minutes per cell on 2 CPU cores, beyond the main job's budget")
     # the code's own grid (model/base_model.py get_general_hparams_grid, model/CIBHash.py get_hparams_grid),
     # and our centring
     search_space = {"temperature": [0.2, 0.3, 0.4], "weight": [0.001, 0.005, 0.0005, 0.0001, 0.00005, 0.00001],
