@@ -68,19 +68,24 @@ class TrainingData:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def check_requires(self, requires: frozenset[str], who: str = "") -> None:
+        """A configuration error when the data lacks an input kind that ``requires`` names."""
+        at = f"{who}: " if who else ""
+        if "tags" in requires and self.tags is None:
+            raise ConfigError(f"{at}this method learns from tags, and the dataset has none")
+        if "images" in requires and self.images is None:
+            raise ConfigError(f"{at}this method learns from images, and none were given to selection")
+
     def inputs(self, requires: frozenset[str], positions: np.ndarray) -> dict[str, Any]:
+        self.check_requires(requires)
         out: dict[str, Any] = {}
         if "features" in requires:
             out["features"] = np.asarray(self.features[positions])
         if "tags" in requires:
-            if self.tags is None:
-                raise ConfigError("this method learns from tags, and the dataset has none")
             out["tags"] = [self.tags[i] for i in positions]
         if "labels" in requires:  # a supervised reference learns from the training role's labels, as in a run
             out["labels"] = np.asarray(self.labels[positions])
         if "images" in requires:
-            if self.images is None:
-                raise ConfigError("this method learns from images, and none were given to selection")
             out["images"] = self.images(positions)
         return out
 
@@ -224,10 +229,7 @@ def run_selection(
         raise ConfigError(f"unknown selection criterion {criterion!r}; choose one of {', '.join(criteria.CRITERIA)}")
     cls, preset = resolve_method(method)
     # inputs the data lacks are a configuration error, refused before any trial (not twelve failed trials)
-    if "tags" in cls.requires and data.tags is None:
-        raise ConfigError(f"{method}: this method learns from tags, and the dataset has none")
-    if "images" in cls.requires and data.images is None:
-        raise ConfigError(f"{method}: this method learns from images, and none were given to selection")
+    data.check_requires(cls.requires, method)
     space = check_search_space(cls, space, who=method)
     params = dict(params or {})
     both = sorted(set(space) & set(params))
